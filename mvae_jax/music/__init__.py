@@ -1,0 +1,1 @@
+"""NoteSequence <-> array encodings of MusicVAE: pure NumPy + note_seq, no JAX."""
