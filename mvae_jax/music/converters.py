@@ -79,7 +79,11 @@ class Windows(NamedTuple):
 
 
 class Extraction(NamedTuple):
-  """labels `[N, T, S]` int32, and why there are none when N == 0 (else '')."""
+  """labels `[N, T, S]` int32, and why there are none when N == 0 (else '').
+
+  A reason reads 'category: detail' (categories: not 4/4, cannot quantize, no notes, too short,
+  missing instrument).
+  """
 
   labels: np.ndarray
   reason: str
@@ -105,11 +109,11 @@ def _quantize(ns: NoteSequence, steps_per_quarter: int, steps_per_bar: int):
     qns = sequences_lib.quantize_note_sequence(ns, steps_per_quarter)
     spb = sequences_lib.steps_per_bar_in_quantized_sequence(qns)
   except _QUANTIZE_ERRORS as e:
-    return None, f"cannot quantize ({type(e).__name__})"
+    return None, f"cannot quantize: {type(e).__name__}"
   if spb != steps_per_bar:
     ts = ns.time_signatures[0] if ns.time_signatures else None
     sig = f"{ts.numerator}/{ts.denominator}" if ts else "?"
-    return None, f"time signature {sig} has {spb:g} steps per bar (needs 4/4 or 2/2)"
+    return None, f"not 4/4: time signature {sig} ({spb:g} steps per bar)"
   return qns, ""
 
 
@@ -260,7 +264,7 @@ class Converter:
     if self.max_windows is not None:
       windows = windows[:self.max_windows]
     if not windows:
-      reason = reasons[0] if reasons else "no notes"
+      reason = reasons[0] if reasons else "no notes: the sequence is empty"
       return Extraction(np.zeros((0, self.window_steps, self.num_streams), np.int32), reason)
     return Extraction(np.asarray(windows, np.int32).reshape(
         len(windows), self.window_steps, self.num_streams), "")
@@ -384,7 +388,7 @@ class MelodyConverter(Converter):
     qns = _keep_notes(qns, _melody_note_filter(self.valid_programs, self.min_pitch,
                                                self.max_pitch))
     if not any(not n.is_drum for n in qns.notes):
-      return [], "no melodic notes in the valid programs and pitch range"
+      return [], "no notes: no melodic notes in the valid programs and pitch range"
     melodies = _extract_melodies(qns, self.steps_per_bar, self.gap_bars or math.inf,
                                  self._max_steps_truncate)
     windows = []
@@ -393,7 +397,7 @@ class MelodyConverter(Converter):
     if self.dedupe:
       windows = _dedupe(windows)
     windows = [[_melody_event_to_label(e, self.min_pitch) for e in w] for w in windows]
-    return windows, "" if windows else f"no melody of {self.slice_bars} bars"
+    return windows, "" if windows else f"too short: no melody of {self.slice_bars} bars"
 
   def to_sequence(self, x):
     labels = self.as_labels(x)[:, 0]
@@ -450,7 +454,7 @@ class DrumsConverter(Converter):
   def _piece_windows(self, piece, qns):
     qns = _map_drums(qns)
     if not qns.notes:
-      return [], "no drum notes"
+      return [], "no notes: no drum notes"
     tracks = _extract_drum_tracks(qns, self.steps_per_bar, self.gap_bars or math.inf,
                                   self._max_steps_truncate)
     windows = []
@@ -459,7 +463,7 @@ class DrumsConverter(Converter):
     if self.dedupe:
       windows = _dedupe(windows)
     windows = [[_drum_event_to_label(e) for e in w] for w in windows]
-    return windows, "" if windows else f"no drum track of {self.slice_bars} bars"
+    return windows, "" if windows else f"too short: no drum track of {self.slice_bars} bars"
 
   def labels_to_inputs(self, labels, xp=np):
     return _drum_labels_to_inputs(labels[..., 0], xp)
@@ -536,7 +540,7 @@ class TrioConverter(Converter):
     missing = [name for t, name in ((_MEL, "melody"), (_BASS, "bass"), (_DRUMS, "drums"))
                if not by_type[t]]
     if missing:
-      return [], "no " + "/".join(missing) + " instrument"
+      return [], "missing instrument: no " + "/".join(missing)
 
     piece = NoteSequence.FromString(piece.SerializeToString())
     piece.total_time = total_bars * spb * 60 / piece.tempos[0].qpm / self.steps_per_quarter
@@ -563,7 +567,8 @@ class TrioConverter(Converter):
         if np.all(grp_coverage[j:j + self.slice_bars]):
           a, b = j * spb, (j + self.slice_bars) * spb
           windows.append(np.stack([encoded[i][a:b] for i in grp], axis=-1))
-    return windows, "" if windows else f"no {self.slice_bars}-bar span with all three instruments"
+    return windows, "" if windows else (
+        f"too short: no {self.slice_bars}-bar span with all three instruments")
 
   def to_sequence(self, x):
     labels = self.as_labels(x)

@@ -1,0 +1,67 @@
+"""TFDS builders over serialized note-seq NoteSequence protos (array_record, no TensorFlow).
+
+Installed as `mvae_jax.datasets`. `get_builder(name, ...)` gives a builder; `prepare(...)` builds
+one (or reuses it) and returns its extraction statistics.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mvae_jax.datasets._base import (SPLITS, NoteSequenceBuilder, format_stats,  # noqa: F401
+                                     windows_path)
+from mvae_jax.datasets.folk_melodies import FolkMelodies
+from mvae_jax.datasets.game_midi import GameMidi
+from mvae_jax.datasets.midi_dir import MidiDir, MidiDirConfig
+from mvae_jax.music.io import MusicFileError
+
+BUILDERS = {
+    "folk_melodies": FolkMelodies,
+    "game_midi": GameMidi,
+    "midi_dir": MidiDir,
+}
+DEFAULT_DATA_DIR = "~/mvae_data"
+
+
+def default_data_dir() -> str:
+  return os.path.expanduser(os.environ.get("MVAE_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def prepare_command(name: str, midi_dir: str | None = None, data_dir: str | None = None) -> str:
+  """The command line that prepares a data set (for error messages)."""
+  cmd = f"mvae prepare {name}"
+  if midi_dir:
+    cmd += f" --midi_dir {midi_dir}"
+  if data_dir:
+    cmd += f" --data_dir {data_dir}"
+  return cmd
+
+
+def get_builder(name: str, data_dir: str | None = None, midi_dir: str | None = None,
+                workers: int | None = None) -> NoteSequenceBuilder:
+  """The TFDS builder of data set `name` (`midi_dir` needs the folder)."""
+  if name not in BUILDERS:
+    raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(BUILDERS)}")
+  data_dir = os.path.expanduser(data_dir) if data_dir else default_data_dir()
+  kwargs = {"data_dir": data_dir, "file_format": "array_record", "workers": workers}
+  if name == "midi_dir":
+    if not midi_dir:
+      raise ValueError("data set midi_dir needs --midi_dir DIR (a folder of .mid/.midi files)")
+    kwargs["config"] = MidiDirConfig(midi_dir=midi_dir)
+  elif midi_dir:
+    raise ValueError(f"--midi_dir applies to the midi_dir data set only, not {name}")
+  return BUILDERS[name](**kwargs)
+
+
+def prepare(name: str, data_dir: str | None = None, midi_dir: str | None = None,
+            workers: int | None = None) -> tuple[NoteSequenceBuilder, dict, bool]:
+  """Builds data set `name` unless it is already prepared -> (builder, stats, built_now)."""
+  builder = get_builder(name, data_dir, midi_dir, workers)
+  if builder.is_prepared():
+    return builder, builder.stats(), False
+  builder.download_and_prepare()
+  return builder, builder.stats(), True
+
+
+__all__ = ["BUILDERS", "SPLITS", "get_builder", "prepare", "prepare_command", "format_stats",
+           "default_data_dir", "windows_path", "MusicFileError"]

@@ -1,0 +1,70 @@
+"""folk_melodies: ~11,500 folk tunes bundled in the music21 wheel; the embedded default data set.
+
+Sources: music21's `corpus/` folders essenFolksong, oneills1850 and ryansMammoth (ABC), read from
+the installed wheel at prepare time and never copied into this repository (some carry a
+non-commercial clause). Each tune (`X:` block, with its file's header) goes through Debian's
+`abc2midi -silent -NGUI -NGRA` (no chord accompaniment, no grace notes, repeats expanded, 120 qpm),
+as the Magenta reference fixtures were made; note_seq then parses the MIDI. Splits are by tune.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mvae_jax.datasets._base import NoteSequenceBuilder, Piece
+from mvae_jax.music import io as music_io
+from mvae_jax.music.io import MusicFileError
+
+COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
+
+
+def music21_corpus_dir() -> str:
+  import music21  # noqa: PLC0415  (heavy; only needed to find the corpus)
+  return os.path.join(os.path.dirname(music21.__file__), "corpus")
+
+
+def load_abc_tune(payload) -> "music_io.NoteSequence":
+  """payload (name, ABC text of one tune) -> NoteSequence, via abc2midi."""
+  name, text = payload
+  midis = music_io.abc_tunes_to_midi(text)
+  if len(midis) != 1:
+    raise MusicFileError(f"{name}: abc2midi could not convert this tune")
+  return music_io.midi_bytes_to_note_sequence(next(iter(midis.values())), name)
+
+
+def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
+  pieces = []
+  for coll in collections:
+    folder = os.path.join(corpus_dir, coll)
+    if not os.path.isdir(folder):
+      raise MusicFileError(f"{folder}: music21 corpus folder missing; reinstall music21 "
+                           "(pip install --force-reinstall music21)")
+    for fname in sorted(os.listdir(folder)):
+      if not fname.endswith(".abc"):
+        continue
+      with open(os.path.join(folder, fname), encoding="utf-8", errors="replace") as f:
+        text = f.read()
+      seen = set()
+      for x, tune in music_io.split_abc_tunes(text):
+        pid = f"{coll}/{fname}#X{x}"
+        k = 1
+        while pid in seen:  # duplicated X numbers in one file
+          k += 1
+          pid = f"{coll}/{fname}#X{x}.{k}"
+        seen.add(pid)
+        pieces.append(Piece(id=pid, split_key=pid, source=f"music21 corpus/{pid}",
+                            load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune)))
+  return pieces
+
+
+class FolkMelodies(NoteSequenceBuilder):
+  """Folk tunes from the music21 corpus (ABC -> abc2midi -> NoteSequence)."""
+
+  DESCRIPTION = __doc__
+  CONVERTERS = ("mel_2bar", "mel_16bar")
+
+  def _pieces(self):
+    if not music_io.abc2midi_available():
+      raise MusicFileError("folk_melodies: abc2midi is not installed; install Debian's abcmidi "
+                           "(apt-get install -y abcmidi), then rerun mvae prepare folk_melodies")
+    return list_tunes(music21_corpus_dir())
