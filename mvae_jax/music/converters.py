@@ -224,6 +224,7 @@ class Converter:
   output_depths: tuple[int, ...] = ()  # per stream, set by subclasses
   input_depth: int = 0
   kind: str = ""
+  pitched_streams: tuple[int, ...] = ()  # streams of melody labels (transposable)
 
   @property
   def steps_per_bar(self) -> int:
@@ -383,6 +384,7 @@ class MelodyConverter(Converter):
   output_depths: tuple[int, ...] = (90,)
   input_depth: int = 90
   kind: str = "melody"
+  pitched_streams: tuple[int, ...] = (0,)
 
   def _piece_windows(self, piece, qns):
     qns = _keep_notes(qns, _melody_note_filter(self.valid_programs, self.min_pitch,
@@ -496,6 +498,7 @@ class TrioConverter(Converter):
   output_depths: tuple[int, ...] = (90, 90, 1 << NUM_DRUM_CLASSES)
   input_depth: int = 90 + 90 + (1 << NUM_DRUM_CLASSES)
   kind: str = "trio"
+  pitched_streams: tuple[int, ...] = (0, 1)
 
   def _instrument_labels(self, piece: NoteSequence, instrument: int,
                          is_drums: bool) -> np.ndarray | None:
