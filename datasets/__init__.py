@@ -13,11 +13,13 @@ from mvae_jax.datasets._base import (SPLITS, NoteSequenceBuilder, format_stats, 
 from mvae_jax.datasets.folk_melodies import FolkMelodies
 from mvae_jax.datasets.game_midi import GameMidi
 from mvae_jax.datasets.midi_dir import MidiDir, MidiDirConfig
+from mvae_jax.datasets.mma_grooves import MmaGrooves
 from mvae_jax.music.io import MusicFileError
 
 BUILDERS = {
     "folk_melodies": FolkMelodies,
     "game_midi": GameMidi,
+    "mma_grooves": MmaGrooves,
     "midi_dir": MidiDir,
 }
 DEFAULT_DATA_DIR = "~/mvae_data"

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
+import tqdm
 
 from mvae_jax.music import converters as conv_lib
 from mvae_jax.music._note_seq import NoteSequence
@@ -151,7 +152,10 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, pieces: list[Piece]) -> Iterable:
     args = [(p, tuple(self.CONVERTERS)) for p in pieces]
-    for res in parallel_map(_process_star, args, self._workers):
+    split = split_of(pieces[0].split_key)
+    results = parallel_map(_process_star, args, self._workers)
+    for res in tqdm.tqdm(results, total=len(args), desc=f"{self.name} {split}", unit=" pieces",
+                         leave=False, disable=None):
       if "rejected" in res:
         self._stats["rejected"][res["rejected"]] += 1
         self._stats["rejected_examples"].setdefault(res["rejected"], res["detail"])

@@ -15,7 +15,13 @@ class UserError(Exception):
 
 
 def _prepare(args) -> int:
-  from mvae_jax import datasets  # noqa: PLC0415  (keeps `mvae --help` fast)
+  import tensorflow_datasets as tfds  # noqa: PLC0415  (keeps `mvae --help` fast)
+  from absl import logging as absl_logging  # noqa: PLC0415
+
+  from mvae_jax import datasets  # noqa: PLC0415
+
+  tfds.disable_progress_bar()  # ours counts pieces; TFDS's counts shuffling internals
+  absl_logging.set_verbosity(absl_logging.ERROR)
 
   t0 = time.time()
   try:
@@ -34,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="mvae", description="MusicVAE in JAX/Flax.")
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser("prepare", help="build a data set (TFDS, array_record) and print statistics")
-  p.add_argument("dataset", help="folk_melodies | game_midi | midi_dir")
+  p.add_argument("dataset", help="folk_melodies | game_midi | mma_grooves | midi_dir")
   p.add_argument("--data_dir", default=None,
                  help="where prepared data sets live (default $MVAE_DATA_DIR or ~/mvae_data)")
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")

@@ -105,3 +105,27 @@ def test_cli_prepare_prints_statistics_and_one_line_errors(tmp_path):
     assert bad.returncode == 2
     lines = [l for l in bad.stderr.splitlines() if l.startswith("mvae")]
     assert len(lines) == 1 and words in lines[0], bad.stderr
+
+
+def test_mma_groove_library_file_renders_to_4_4_grooves():
+  from mvae_jax.datasets import mma_grooves
+  from mvae_jax.music import converters
+  lib = os.path.join(mma_grooves.MMA_LIB, "stdlib", "50srock.mma")
+  if not shutil.which("mma") or not os.path.exists(lib):
+    pytest.fail("mma missing: apt-get install -y mma (see README)")
+  rendered = mma_grooves.render_library_file(lib)
+  assert [g for g, _ in rendered][:2] == ["50sRock", "50sRockSus"]
+  drums = converters.get_converter("drums_2bar")
+  trio = converters.get_converter("trio_16bar")
+  for name, ns in rendered:
+    assert not isinstance(ns, str), ns
+    assert abs(ns.total_time - mma_grooves.SECONDS_PER_GROOVE) < 0.1, name
+    assert len(drums.to_labels(ns)) >= 1, name
+  assert sum(len(trio.to_labels(ns)) for _, ns in rendered) >= len(rendered)
+
+
+@pytest.mark.slow
+def test_mma_grooves_full_build(data_dir):
+  _, stats, _ = datasets.prepare("mma_grooves", data_dir=data_dir)
+  assert stats["pieces_read"] > 1700
+  assert sum(stats["windows"]["drums_2bar"].values()) > 3000
