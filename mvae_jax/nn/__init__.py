@@ -1,0 +1,1 @@
+"""Flax modules of MusicVAE: Magenta-compatible LSTM, encoders, decoders, the VAE."""

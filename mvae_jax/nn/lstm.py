@@ -1,0 +1,211 @@
+"""The one recurrence primitive: Magenta's LSTM cell, as weights (Flax) and pure scans (JAX).
+
+Cell (TF `LSTMBlockCell`, as Magenta and magenta.js use it): one kernel `[in + units, 4*units]`
+applied to [x ‖ h], plus a bias; gates in the order i, j (candidate), f, o; the forget bias +1.0
+is added at run time and not stored; no peepholes, no clipping:
+    c' = σ(f + 1)·c + σ(i)·tanh(j),   h' = σ(o)·tanh(c').
+
+Flax modules here only declare parameters, named like Magenta's TF variables
+(`.../cell_k/lstm_cell/{kernel,bias}`), so checkpoints map one to one. The recurrences are pure
+functions of arrays under `jax.lax.scan`: a layer projects its inputs for all steps in one matmul
+before the scan and keeps only `h @ W_h` inside it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+FORGET_BIAS = 1.0
+
+
+class LSTMWeights(NamedTuple):
+  """kernel `[in + units, 4*units]`, bias `[4*units]`."""
+
+  kernel: jax.Array
+  bias: jax.Array
+
+  @property
+  def units(self) -> int:
+    return self.kernel.shape[-1] // 4
+
+  @property
+  def w_x(self) -> jax.Array:
+    return self.kernel[:-self.units]
+
+  @property
+  def w_h(self) -> jax.Array:
+    return self.kernel[-self.units:]
+
+
+class State(NamedTuple):
+  """One layer's state: c, h `[B, units]`."""
+
+  c: jax.Array
+  h: jax.Array
+
+
+def _kernel_init(key, shape, dtype=jnp.float32):
+  # TF's default for LSTMBlockCell kernels: Glorot uniform over the whole [in + units, 4*units].
+  return nn.initializers.glorot_uniform()(key, shape, dtype)
+
+
+class _LSTMCellVars(nn.Module):
+  """The TF `lstm_cell` scope: `kernel` and `bias`."""
+
+  input_dim: int
+  units: int
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> LSTMWeights:
+    kernel = self.param("kernel", nn.with_logical_partitioning(_kernel_init, ("lstm_in", "gates")),
+                        (self.input_dim + self.units, 4 * self.units), self.param_dtype)
+    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("gates",)),
+                      (4 * self.units,), self.param_dtype)
+    return LSTMWeights(kernel, bias)
+
+
+class LSTMCell(nn.Module):
+  """The TF `cell_k` scope around one `lstm_cell`."""
+
+  input_dim: int
+  units: int
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> LSTMWeights:
+    return _LSTMCellVars(self.input_dim, self.units, self.param_dtype, name="lstm_cell")()
+
+
+class LSTMStack(nn.Module):
+  """Cells `cell_0..cell_{L-1}` of sizes `sizes`, the first taking `input_dim` inputs."""
+
+  input_dim: int
+  sizes: Sequence[int]
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> list[LSTMWeights]:
+    weights, d = [], self.input_dim
+    for k, units in enumerate(self.sizes):
+      weights.append(LSTMCell(d, units, self.param_dtype, name=f"cell_{k}")())
+      d = units
+    return weights
+
+
+# --- pure functions -------------------------------------------------------------------------------
+
+
+def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
+  """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`."""
+  gates = x_proj + state.h.astype(w_h.dtype) @ w_h
+  i, j, f, o = jnp.split(gates.astype(jnp.float32), 4, axis=-1)
+  c = jax.nn.sigmoid(f + FORGET_BIAS) * state.c + jax.nn.sigmoid(i) * jnp.tanh(j)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return State(c, h)
+
+
+def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
+  """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps)."""
+  return x.astype(w.kernel.dtype) @ w.w_x + w.bias
+
+
+def zero_state(batch: int, units: int) -> State:
+  return State(jnp.zeros((batch, units), jnp.float32), jnp.zeros((batch, units), jnp.float32))
+
+
+def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
+               mask: jax.Array | None = None) -> tuple[jax.Array, State]:
+  """Runs one layer over time.
+
+  x_proj: `[B, T, 4H]` projected inputs; state: initial `State`; mask: optional `[B, T]` bool,
+  where False steps leave the state unchanged (sequence lengths).
+  Returns outputs h `[B, T, H]` and the final state.
+  """
+  w_h = w.w_h
+  xs = jnp.swapaxes(x_proj, 0, 1)
+  ms = None if mask is None else jnp.swapaxes(mask, 0, 1)
+
+  def step(carry, inp):
+    if ms is None:
+      new = cell(w_h, inp, carry)
+    else:
+      xp, m = inp
+      upd = cell(w_h, xp, carry)
+      new = State(jnp.where(m[:, None], upd.c, carry.c), jnp.where(m[:, None], upd.h, carry.h))
+    return new, new.h
+
+  final, hs = jax.lax.scan(step, state, xs if ms is None else (xs, ms))
+  return jnp.swapaxes(hs, 0, 1), final
+
+
+def stack_step(weights: Sequence[LSTMWeights], first_proj: jax.Array,
+               states: Sequence[State]) -> tuple[list[State], jax.Array]:
+  """One time step of a stack: `first_proj` `[B, 4H_0]` is layer 0's projected input.
+
+  Returns the new states and the top h `[B, H_top]`.
+  """
+  new_states, proj = [], first_proj
+  for k, (w, s) in enumerate(zip(weights, states)):
+    if k > 0:
+      proj = project(w, new_states[-1].h)
+    new_states.append(cell(w.w_h, proj, s))
+  return new_states, new_states[-1].h
+
+
+def scan_stack(weights: Sequence[LSTMWeights], first_proj: jax.Array,
+               states: Sequence[State]) -> tuple[jax.Array, list[State]]:
+  """A stack over time, layer by layer (teacher forcing: inputs known in advance).
+
+  first_proj: `[B, T, 4H_0]`; returns top outputs `[B, T, H_top]` and final states.
+  """
+  finals, proj = [], first_proj
+  for k, (w, s) in enumerate(zip(weights, states)):
+    if k > 0:
+      proj = project(w, hs)
+    hs, final = scan_layer(w, proj, s)
+    finals.append(final)
+  return hs, finals
+
+
+def reverse_within_lengths(x: jax.Array, lengths: jax.Array) -> jax.Array:
+  """Reverses each sequence of `x` `[B, T, ...]` within its length; steps past it stay put."""
+  t = jnp.arange(x.shape[1])[None, :]
+  idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+  return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+def bidirectional_layer(fw: LSTMWeights, bw: LSTMWeights, x: jax.Array,
+                        lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Forward and backward LSTM over `x` `[B, T, D]` honouring `lengths` `[B]`.
+
+  Both directions run in one scan (vmapped over the direction). The backward direction reads each
+  sequence reversed within its length, as TF's bidirectional_dynamic_rnn does.
+  Returns outputs `[B, T, 2H]` ([fw ‖ bw] in natural time order) and the final h of each
+  direction `[B, 2H]` ([h_fw after the last valid step ‖ h_bw after step 0]).
+  """
+  b, t = x.shape[:2]
+  mask = jnp.arange(t)[None, :] < lengths[:, None]
+  xs = jnp.stack([x, reverse_within_lengths(x, lengths)])
+  w = jax.tree.map(lambda a, c: jnp.stack([a, c]), fw, bw)
+  proj = jax.vmap(project)(w, xs)
+  state = jax.tree.map(lambda a: jnp.stack([a, a]), zero_state(b, fw.units))
+  outs, finals = jax.vmap(lambda ww, p, s: scan_layer(ww, p, s, mask))(w, proj, state)
+  out_fw, out_bw = outs[0], reverse_within_lengths(outs[1], lengths)
+  return (jnp.concatenate([out_fw, out_bw], axis=-1),
+          jnp.concatenate([finals.h[0], finals.h[1]], axis=-1))
+
+
+def initial_states(flat: jax.Array, sizes: Sequence[int]) -> list[State]:
+  """Splits `flat` `[B, 2*Σunits]` as Magenta does: [c_0, h_0, c_1, h_1, ...]."""
+  states, start = [], 0
+  for units in sizes:
+    c = flat[..., start:start + units]
+    h = flat[..., start + units:start + 2 * units]
+    states.append(State(c.astype(jnp.float32), h.astype(jnp.float32)))
+    start += 2 * units
+  return states

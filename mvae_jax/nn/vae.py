@@ -1,0 +1,230 @@
+"""MusicVAE: encoder -> (μ, σ) -> z -> flat or hierarchical decoder.
+
+Only this module reads the model configuration (`from_config`); the leaves take explicit fields.
+Parameter paths equal Magenta's TF variable names joined with '/', e.g. flat:
+`decoder/multi_rnn_cell/cell_0/lstm_cell/kernel`; hierarchical: `decoder/hierarchical_level_0/...`
+and `core_decoder/decoder/...` (trio: `core_decoder/core_decoder_k/decoder/...`).
+
+Shapes: B batch, T steps, S streams, D_in encoder input depth, ΣD output depth, U bars,
+L steps per bar (T = U·L).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mvae_jax.nn import decoders as dec
+from mvae_jax.nn.encoders import BidirectionalEncoder, HierarchicalEncoder
+
+
+class _CoreScope(nn.Module):
+  """TF scope `core_decoder_k` around one core `decoder`."""
+
+  stream_depths: Sequence[int]
+  cond_dim: int
+  sizes: Sequence[int]
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self):
+    return dec.CoreDecoder(self.stream_depths, self.cond_dim, self.sizes, self.param_dtype,
+                           name="decoder")()
+
+
+class _CoreDecoders(nn.Module):
+  """TF scope `core_decoder`: one core (`decoder`) or one per stream (`core_decoder_k`)."""
+
+  stream_depths: Sequence[int]
+  cond_dim: int
+  sizes: Sequence[int]
+  per_stream: bool
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> list[dec.CoreWeights]:
+    if not self.per_stream:
+      return [dec.CoreDecoder(self.stream_depths, self.cond_dim, self.sizes, self.param_dtype,
+                              name="decoder")()]
+    return [_CoreScope((d,), self.cond_dim, self.sizes, self.param_dtype,
+                       name=f"core_decoder_{k}")() for k, d in enumerate(self.stream_depths)]
+
+
+class _HierarchicalScope(nn.Module):
+  """TF scope `decoder` of a hierarchical decoder: the conductor `hierarchical_level_0`."""
+
+  z_size: int
+  sizes: Sequence[int]
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self):
+    return dec.Conductor(self.z_size, self.sizes, self.param_dtype, name="hierarchical_level_0")()
+
+
+class MusicVAE(nn.Module):
+  """The model. Methods: `encode`, `teacher_logits`, `scheduled_logits`, `sample`, `__call__`.
+
+  encoder: 'bidirectional' | 'hierarchical'; decoder: 'flat' | 'hierarchical';
+  stream_depths: output depth per stream ((90,), (512,), (90, 90, 512));
+  level_lengths: (U bars, L steps per bar) for hierarchical parts;
+  core_per_stream: hierarchical trio (one core decoder per instrument).
+  """
+
+  input_depth: int
+  stream_depths: Sequence[int]
+  z_size: int
+  enc_rnn_size: Sequence[int]
+  dec_rnn_size: Sequence[int]
+  encoder_type: str = "bidirectional"
+  decoder_type: str = "flat"
+  level_lengths: Sequence[int] = (16, 16)
+  core_per_stream: bool = False
+  param_dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    if self.encoder_type == "bidirectional":
+      self.encoder = BidirectionalEncoder(self.input_depth, tuple(self.enc_rnn_size), self.z_size,
+                                          self.param_dtype)
+    elif self.encoder_type == "hierarchical":
+      self.encoder = HierarchicalEncoder(self.input_depth, tuple(self.enc_rnn_size), self.z_size,
+                                         tuple(self.level_lengths), self.param_dtype)
+    else:
+      raise ValueError(f"model.encoder_type {self.encoder_type!r}: use bidirectional|hierarchical")
+    if self.decoder_type == "flat":
+      self.decoder = dec.CoreDecoder(tuple(self.stream_depths), self.z_size,
+                                     tuple(self.dec_rnn_size), self.param_dtype)
+    elif self.decoder_type == "hierarchical":
+      self.decoder = _HierarchicalScope(self.z_size, tuple(self.dec_rnn_size), self.param_dtype)
+      self.core_decoder = _CoreDecoders(tuple(self.stream_depths), self.dec_rnn_size[-1],
+                                        tuple(self.dec_rnn_size), self.core_per_stream,
+                                        self.param_dtype)
+    else:
+      raise ValueError(f"model.decoder_type {self.decoder_type!r}: use flat|hierarchical")
+
+  # --- pieces ---------------------------------------------------------------------------------
+
+  @property
+  def _hier(self) -> bool:
+    return self.decoder_type == "hierarchical"
+
+  def _cores(self):
+    """[(CoreWeights, stream indices, depths)] and, if hierarchical, the conductor."""
+    if not self._hier:
+      return [(self.decoder(), list(range(len(self.stream_depths))), tuple(self.stream_depths))]
+    cores = self.core_decoder()
+    if self.core_per_stream:
+      return [(w, [k], (d,)) for k, (w, d) in enumerate(zip(cores, self.stream_depths))]
+    return [(cores[0], list(range(len(self.stream_depths))), tuple(self.stream_depths))]
+
+  def conductor(self, z: jax.Array) -> jax.Array:
+    """Bar embeddings c_u `[B, U, H]`."""
+    cells, k, b = self.decoder()
+    return dec.conduct(cells, k, b, z, self.level_lengths[0])
+
+  # --- API ------------------------------------------------------------------------------------
+
+  def encode(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x `[B, T, D_in]`, lengths `[B]` -> μ, σ `[B, z]`."""
+    return self.encoder(x, lengths)
+
+  def teacher_logits(self, z: jax.Array, labels: jax.Array) -> jax.Array:
+    """Teacher-forced logits `[B, T, ΣD]` for targets `labels` `[B, T, S]`."""
+    prev = dec.shift_right(labels)
+    if not self._hier:
+      (w, _, depths), = self._cores()
+      return dec.teacher_forced(w, z, prev, depths)
+    b, u = z.shape[0], self.level_lengths[0]
+    cond = self.conductor(z).reshape(b * u, -1)
+    prev = dec.split_bars(prev, u)  # bar u starts with bar u-1's last token
+    outs = [dec.teacher_forced(w, cond, prev[..., idx], depths) for w, idx, depths in self._cores()]
+    return dec.join_bars(jnp.concatenate(outs, axis=-1), b)
+
+  def scheduled_logits(self, z: jax.Array, labels: jax.Array, key: jax.Array,
+                       sampling_prob: jax.Array) -> jax.Array:
+    """Logits `[B, T, ΣD]` under scheduled sampling (own samples at temperature 1 with
+    probability `sampling_prob`, per example and step; bar starts stay teacher-forced)."""
+    if not self._hier:
+      (w, _, depths), = self._cores()
+      first = jnp.full((z.shape[0], len(depths)), dec.NO_TOKEN, jnp.int32)
+      _, logits = dec.autoregressive(w, z, first, labels.shape[1], depths, key, 1.0,
+                                     teacher=labels, sampling_prob=sampling_prob)
+      return logits
+    b, u = z.shape[0], self.level_lengths[0]
+    cond = self.conductor(z).reshape(b * u, -1)
+    firsts = dec.split_bars(dec.shift_right(labels), u)[:, 0]
+    teacher = dec.split_bars(labels, u)
+    outs = []
+    for k, (w, idx, depths) in enumerate(self._cores()):
+      _, lg = dec.autoregressive(w, cond, firsts[:, idx], teacher.shape[1], depths,
+                                 jax.random.fold_in(key, k), 1.0, teacher=teacher[..., idx],
+                                 sampling_prob=sampling_prob)
+      outs.append(lg)
+    return dec.join_bars(jnp.concatenate(outs, axis=-1), b)
+
+  def sample(self, z: jax.Array, key: jax.Array, temperature: float | jax.Array = 1.0,
+             length: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """Free-running decoding from z `[B, z]` -> (labels `[B, T, S]`, logits `[B, T, ΣD]`).
+
+    temperature 0 = argmax. A pure function of `key`. Hierarchical models decode
+    `level_lengths[0]` bars (length must be U·L); the last token of each bar starts the next.
+    """
+    b, s = z.shape[0], len(self.stream_depths)
+    if not self._hier:
+      (w, _, depths), = self._cores()
+      if length is None:
+        raise ValueError("sample: a flat decoder needs `length` (steps)")
+      first = jnp.full((b, s), dec.NO_TOKEN, jnp.int32)
+      return dec.autoregressive(w, z, first, length, depths, key, temperature)
+    u, l = self.level_lengths
+    if length not in (None, u * l):
+      raise ValueError(f"sample: this hierarchical decoder makes {u * l} steps, not {length}")
+    cond = jnp.swapaxes(self.conductor(z), 0, 1)  # [U, B, H]
+    cores = self._cores()
+
+    def bar(first, inp):
+        c, k = inp
+        toks, logits = [], []
+        for j, (w, idx, depths) in enumerate(cores):
+          t, lg = dec.autoregressive(w, c, first[:, idx], l, depths, jax.random.fold_in(k, j),
+                                     temperature)
+          toks.append(t)
+          logits.append(lg)
+        toks = jnp.concatenate(toks, axis=-1)
+        return toks[:, -1], (toks, jnp.concatenate(logits, axis=-1))
+
+    first = jnp.full((b, s), dec.NO_TOKEN, jnp.int32)
+    _, (toks, logits) = jax.lax.scan(bar, first, (cond, jax.random.split(key, u)))
+    # [U, B, L, ...] -> [B, U*L, ...]
+    toks = jnp.swapaxes(toks, 0, 1).reshape(b, u * l, s)
+    logits = jnp.swapaxes(logits, 0, 1).reshape(b, u * l, -1)
+    return toks, logits
+
+  def __call__(self, x: jax.Array, labels: jax.Array, lengths: jax.Array, key: jax.Array,
+               sampling_prob: jax.Array | float = 0.0, scheduled: bool = False):
+    """Training forward pass -> dict(mu, sigma, z `[B, z]`, logits `[B, T, ΣD]`).
+
+    z = μ + σ·ε with ε ~ N(0, I) from `key`; `scheduled` (static) selects scheduled sampling.
+    """
+    mu, sigma = self.encode(x, lengths)
+    k_eps, k_dec = jax.random.split(key)
+    z = mu + sigma * jax.random.normal(k_eps, mu.shape, mu.dtype)
+    if scheduled:
+      logits = self.scheduled_logits(z, labels, k_dec, sampling_prob)
+    else:
+      logits = self.teacher_logits(z, labels)
+    return {"mu": mu, "sigma": sigma, "z": z, "logits": logits}
+
+
+def from_config(model_cfg, input_depth: int, stream_depths: Sequence[int],
+                param_dtype=jnp.float32) -> MusicVAE:
+  """The model a config's `model` section describes, for a converter's depths."""
+  return MusicVAE(
+      input_depth=input_depth, stream_depths=tuple(stream_depths), z_size=model_cfg.z_size,
+      enc_rnn_size=tuple(model_cfg.enc_rnn_size), dec_rnn_size=tuple(model_cfg.dec_rnn_size),
+      encoder_type=model_cfg.encoder, decoder_type=model_cfg.decoder,
+      level_lengths=tuple(model_cfg.level_lengths), core_per_stream=model_cfg.core_per_stream,
+      param_dtype=param_dtype)

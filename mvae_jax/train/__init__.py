@@ -1,0 +1,1 @@
+"""Objective, schedules, train/eval steps, sharding, checkpoints and the loop."""
