@@ -12,7 +12,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
 
 
 def step_mask(lengths: jax.Array, steps: int) -> jax.Array:
@@ -105,14 +104,3 @@ def vae_loss(out: dict, labels, lengths, depths, step, *, free_bits: float, max_
   loss = mean(r) + b * mean(kc)
   return loss, {"r_loss": mean(r), "kl_loss": mean(kc), "kl_bits": mean(kl) / math.log(2.0),
                 "beta": b, "loss": loss, "per_example_r_loss": r, "per_example_kl": kl}
-
-
-def optimizer(lr: float = 1e-3, decay_rate: float = 0.9999, min_lr: float = 1e-5,
-              grad_clip: float = 1.0) -> optax.GradientTransformation:
-  """Adam on the decayed learning rate, after clipping to global norm `grad_clip`.
-
-  (The skip above `grad_norm_clip_to_zero` is the train step's job: it needs the norm.)
-  """
-  schedule = lambda step: learning_rate(step, lr, decay_rate, min_lr)  # noqa: E731
-  return optax.chain(optax.clip_by_global_norm(grad_clip),
-                     optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
