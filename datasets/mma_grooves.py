@@ -77,6 +77,7 @@ def render_library_file(lib_file: str) -> tuple:
   for k, g in enumerate(grooves):
     piece = sequences_lib.extract_subsequence(whole, k * SECONDS_PER_GROOVE,
                                               (k + 1) * SECONDS_PER_GROOVE)
+    piece.total_time = SECONDS_PER_GROOVE  # the groove's 16 bars, trailing rests included
     result.append((g, piece))
   return tuple(result)
 

@@ -137,9 +137,17 @@ class MusicVAE(nn.Module):
     if not self._hier:
       (w, _, depths), = self._cores()
       return dec.teacher_forced(w, z, prev, depths)
-    b, u = z.shape[0], self.level_lengths[0]
-    cond = self.conductor(z).reshape(b * u, -1)
-    prev = dec.split_bars(prev, u)  # bar u starts with bar u-1's last token
+    return self.bars_teacher_logits(self.conductor(z), labels)
+
+  def bars_teacher_logits(self, c: jax.Array, labels: jax.Array) -> jax.Array:
+    """Hierarchical: teacher-forced logits `[B, U*L, ΣD]` from bar embeddings c `[B, U, H]`.
+
+    All bars run in parallel as B*U sequences; bar u starts from tanh(Dense(c_u)) and its first
+    input is bar u-1's last target, so bar u depends on c_u and the targets only.
+    """
+    b, u = c.shape[:2]
+    cond = c.reshape(b * u, -1)
+    prev = dec.split_bars(dec.shift_right(labels), u)  # bar u starts with bar u-1's last token
     outs = [dec.teacher_forced(w, cond, prev[..., idx], depths) for w, idx, depths in self._cores()]
     return dec.join_bars(jnp.concatenate(outs, axis=-1), b)
 
