@@ -65,7 +65,12 @@ def config(*, name: str, converter: str, dataset: str, encoder: str = "bidirecti
   c.train.eval_batches = 10  # 0: the whole eval split
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3
-  c.train.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
+  c.train.compute_dtype = "float32"  # float32 | bfloat16 (params and optimizer stay float32)
+  c.train.max_skipped_in_a_row = 50  # stop after this many skipped (non-finite) updates in a row
+  c.train.model_parallelism = 1  # size of the mesh's 'model' axis
+  # logical parameter axis -> mesh axis; e.g. [["gates", "model"], ["vocab", "model"]]
+  c.train.logical_axis_rules = [["lstm_in", None], ["gates", None], ["embed", None],
+                                ["mlp", None], ["hidden", None], ["vocab", None]]
   return c
 
 

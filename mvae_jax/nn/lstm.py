@@ -183,21 +183,20 @@ def bidirectional_layer(fw: LSTMWeights, bw: LSTMWeights, x: jax.Array,
                         lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Forward and backward LSTM over `x` `[B, T, D]` honouring `lengths` `[B]`.
 
-  Both directions run in one scan (vmapped over the direction). The backward direction reads each
-  sequence reversed within its length, as TF's bidirectional_dynamic_rnn does.
+  The backward direction reads each sequence reversed within its length, as TF's
+  bidirectional_dynamic_rnn does. (The directions run as two scans: vmapping one scan over the
+  direction was 2.7x slower in the backward pass on CPU, measured in bench/.)
   Returns outputs `[B, T, 2H]` ([fw ‖ bw] in natural time order) and the final h of each
   direction `[B, 2H]` ([h_fw after the last valid step ‖ h_bw after step 0]).
   """
   b, t = x.shape[:2]
   mask = jnp.arange(t)[None, :] < lengths[:, None]
-  xs = jnp.stack([x, reverse_within_lengths(x, lengths)])
-  w = jax.tree.map(lambda a, c: jnp.stack([a, c]), fw, bw)
-  proj = jax.vmap(project)(w, xs)
-  state = jax.tree.map(lambda a: jnp.stack([a, a]), zero_state(b, fw.units))
-  outs, finals = jax.vmap(lambda ww, p, s: scan_layer(ww, p, s, mask))(w, proj, state)
-  out_fw, out_bw = outs[0], reverse_within_lengths(outs[1], lengths)
+  out_fw, fin_fw = scan_layer(fw, project(fw, x), zero_state(b, fw.units), mask)
+  out_bw, fin_bw = scan_layer(bw, project(bw, reverse_within_lengths(x, lengths)),
+                              zero_state(b, bw.units), mask)
+  out_bw = reverse_within_lengths(out_bw, lengths)
   return (jnp.concatenate([out_fw, out_bw], axis=-1),
-          jnp.concatenate([finals.h[0], finals.h[1]], axis=-1))
+          jnp.concatenate([fin_fw.h, fin_bw.h], axis=-1))
 
 
 def initial_states(flat: jax.Array, sizes: Sequence[int]) -> list[State]:

@@ -37,7 +37,8 @@ def step_config_of(cfg, converter: converters.Converter | None = None) -> steps.
       learning_rate=cfg.optim.learning_rate, decay_rate=cfg.optim.decay_rate,
       min_learning_rate=cfg.optim.min_learning_rate, grad_clip=cfg.optim.grad_clip,
       grad_norm_clip_to_zero=cfg.optim.grad_norm_clip_to_zero,
-      sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate)
+      sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate,
+      compute_dtype=cfg.train.compute_dtype)
 
 
 def inputs_fn_of(converter: converters.Converter):

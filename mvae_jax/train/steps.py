@@ -22,17 +22,18 @@ from mvae_jax.train import objective as obj
 
 
 class TrainState(flax.struct.PyTreeNode):
-  """step, params, opt_state, and the count of skipped updates (all arrays: Orbax saves it)."""
+  """step, params, opt_state, skipped updates in all and in a row (arrays: Orbax saves it)."""
 
   step: jax.Array
   params: Any
   opt_state: Any
   skipped: jax.Array
+  streak: jax.Array
 
   @classmethod
   def create(cls, params, tx: optax.GradientTransformation, step: int = 0) -> "TrainState":
     return cls(step=jnp.asarray(step, jnp.int32), params=params, opt_state=tx.init(params),
-               skipped=jnp.zeros((), jnp.int32))
+               skipped=jnp.zeros((), jnp.int32), streak=jnp.zeros((), jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,7 @@ class StepConfig:
   grad_norm_clip_to_zero: float = 10000.0
   sampling_schedule: str = "constant"
   sampling_rate: float = 0.0
+  compute_dtype: str = "float32"
 
   @property
   def scheduled(self) -> bool:
@@ -100,6 +102,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   p = obj.sampling_probability(state.step, sc.sampling_schedule, sc.sampling_rate)
 
   def loss_fn(params):
+    if sc.compute_dtype != "float32":  # mixed precision: bf16 matmuls, f32 master weights
+      params = jax.tree.map(lambda p_: p_.astype(sc.compute_dtype), params)
     mu, sigma = model.apply({"params": params}, x, lengths, method="encode")
     k_eps, k_dec = jax.random.split(key)
     z = mu + eps_scale * sigma * jax.random.normal(k_eps, mu.shape, mu.dtype)
@@ -122,10 +126,12 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
   new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                             opt_state=keep(opt_state, state.opt_state),
-                            skipped=state.skipped + (~ok).astype(jnp.int32))
+                            skipped=state.skipped + (~ok).astype(jnp.int32),
+                            streak=jnp.where(ok, 0, state.streak + 1))
   pred = obj.stream_argmax(logits, sc.depths)
   metrics = {k: v for k, v in terms.items() if not k.startswith("per_example")}
   metrics.update(learning_rate=lr, grad_norm=gnorm, sampling_prob=p, skipped=new_state.skipped,
+                 skip_streak=new_state.streak,
                  update_ok=ok.astype(jnp.float32),
                  accuracy=obj.accuracy(pred, labels, lengths, batch.get("mask")))
   return new_state, metrics

@@ -1,0 +1,339 @@
+"""The training loop, read top to bottom: checks, mesh, data, state, resume, steps, evals, saves.
+
+`train(cfg, workdir)` is what `mvae train` runs; `evaluate(cfg, workdir, step)` is `mvae eval`.
+Checkpoints (Orbax CheckpointManager, asynchronous, atomic) hold the train state and the grain
+iterator state; the last `keep_checkpoints` are kept plus the best by eval loss. A workdir that
+has a checkpoint is resumed from it, and the run continues exactly as if never interrupted
+(same data order, augmentation and per-step keys: everything derives from the seed and the step).
+SIGTERM (how pods preempt) saves a checkpoint and exits cleanly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import signal
+import time
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+from flax.linen import meta
+
+from mvae_jax import data as data_lib
+from mvae_jax.train import build, sharding, steps
+
+# Keys that may change between a run and its resumption; any other difference is an error.
+RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_steps",
+                  "train.eval_batches", "train.checkpoint_every_steps", "train.keep_checkpoints",
+                  "data.data_dir", "data.midi_dir")
+CONFIG_FILE = "config.json"
+
+
+class TrainError(RuntimeError):
+  """A run that cannot start or go on; str() is one line naming the cause and the fix."""
+
+
+# --- config files ------------------------------------------------------------------------------
+
+
+def _flat(d: dict, prefix="") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def check_workdir(cfg, workdir: str) -> None:
+  """Workdir writable; a saved config must agree with this one except for RESUMABLE_KEYS."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise TrainError(f"--workdir {workdir}: not writable ({e.strerror}); choose another folder")
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = _flat(json.loads(cfg.to_json()))
+  if os.path.exists(path):
+    with open(path) as f:
+      old = _flat(json.load(f))
+    diff = sorted(k for k in set(old) | set(new)
+                  if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
+    if diff:
+      shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
+      raise TrainError(f"--workdir {workdir} holds a run of another config ({shown}); resume with "
+                       "the same config or use a new --workdir")
+  if jax.process_index() == 0:
+    with open(path + ".tmp", "w") as f:
+      f.write(cfg.to_json(indent=1))
+    os.replace(path + ".tmp", path)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def checkpoint_manager(workdir: str, cfg) -> ocp.CheckpointManager:
+  policies = ocp.checkpoint_managers
+  options = ocp.CheckpointManagerOptions(
+      save_decision_policy=policies.FixedIntervalPolicy(cfg.train.checkpoint_every_steps),
+      preservation_policy=policies.AnyPreservationPolicy([
+          policies.LatestN(cfg.train.keep_checkpoints),
+          policies.BestN(get_metric_fn=lambda m: -m["eval_loss"], n=1,
+                         keep_checkpoints_without_metrics=False),
+      ]),
+      enable_async_checkpointing=True)
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "data": grain.checkpoint.CheckpointHandler()})
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+
+class Run:
+  """Everything a run needs, built from a config (no side effects but compilation)."""
+
+  def __init__(self, cfg, mesh=None):
+    self.cfg = cfg
+    self.conv = build.converter_of(cfg)
+    self.model = build.model_of(cfg, self.conv)
+    self.sc = build.step_config_of(cfg, self.conv)
+    self.tx = steps.make_optimizer(self.sc)
+    self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.train.model_parallelism)
+    n_data = self.mesh.shape["data"]
+    if cfg.train.batch_size % n_data:
+      raise TrainError(f"--config.train.batch_size={cfg.train.batch_size} is not divisible by "
+                       f"the {n_data} data-parallel devices; use a multiple of {n_data}")
+    self.local_batch = cfg.train.batch_size // jax.process_count()
+    inputs_fn = build.inputs_fn_of(self.conv)
+    key = jax.random.key(cfg.seed)
+    boxed = jax.eval_shape(lambda k: self.model.init(
+        k, inputs_fn(build.dummy_batch(self.conv)["labels"]),
+        build.dummy_batch(self.conv)["labels"], build.dummy_batch(self.conv)["lengths"],
+        jax.random.key(0))["params"], key)
+    p_sh = sharding.param_shardings(boxed, self.mesh, cfg.train.logical_axis_rules)
+    rep = sharding.replicated(self.mesh)
+
+    def init(k):
+      return steps.TrainState.create(build.init_params(self.model, self.conv, k), self.tx)
+
+    abstract = jax.eval_shape(init, key)
+    self.state_sharding = steps.TrainState(
+        step=rep, params=p_sh, opt_state=_opt_shardings(abstract.opt_state, p_sh, rep),
+        skipped=rep, streak=rep)
+    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    self.abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract,
+        self.state_sharding)
+    b_sh = sharding.batch_sharding(self.mesh)
+    self.train_step = jax.jit(
+        functools.partial(steps.train_step, model=self.model, sc=self.sc, inputs_fn=inputs_fn,
+                          tx=self.tx),
+        in_shardings=(self.state_sharding, b_sh, rep), out_shardings=(self.state_sharding, rep),
+        donate_argnums=0)
+    self.eval_step = jax.jit(
+        functools.partial(steps.eval_step, model=self.model, sc=self.sc, inputs_fn=inputs_fn),
+        in_shardings=(p_sh, b_sh, rep), out_shardings=rep)
+    self.rng = jax.random.key(cfg.seed + 1)
+
+  def init_state(self) -> steps.TrainState:
+    return self._init(jax.random.key(self.cfg.seed))
+
+  def windows(self, split: str) -> data_lib.WindowSet:
+    d = self.cfg.data
+    return data_lib.load_windows(d.dataset, split, d.converter, data_dir=d.data_dir or None,
+                                 midi_dir=d.midi_dir or None)
+
+  def train_iterator(self, windows):
+    d = self.cfg.data
+    ds = data_lib.train_dataset(
+        windows, self.conv, batch_size=self.local_batch, seed=self.cfg.seed,
+        transpose_range=tuple(d.transpose_range),
+        max_windows_per_piece=d.max_windows_per_piece or None,
+        process_index=jax.process_index(), process_count=jax.process_count())
+    return iter(ds)
+
+  def evaluate(self, params, windows, max_batches: int = 0) -> dict:
+    """Weighted means over the eval split (all of it when max_batches is 0)."""
+    totals, weight = {}, 0.0
+    batches = data_lib.eval_batches(windows, self.local_batch, jax.process_index(),
+                                    jax.process_count())
+    for i, local in enumerate(batches):
+      if max_batches and i >= max_batches:
+        break
+      m = jax.device_get(self.eval_step(params, sharding.global_batch(local, self.mesh),
+                                        jax.random.key(i)))
+      w = float(m.pop("weight"))
+      for k, v in m.items():
+        totals[k] = totals.get(k, 0.0) + float(v) * w
+      weight += w
+    return {f"eval/{k}": v / max(weight, 1.0) for k, v in totals.items()} | {
+        "eval/windows": weight}
+
+
+def _opt_shardings(opt_abstract, p_sh, rep):
+  """Adam's moments shard like the parameters; counters are replicated."""
+  p_struct = jax.tree.structure(p_sh)
+
+  def visit(node):
+    try:
+      if jax.tree.structure(node) == p_struct:
+        return p_sh
+    except Exception:  # noqa: BLE001
+      pass
+    if isinstance(node, tuple) and not hasattr(node, "_fields"):
+      return tuple(visit(c) for c in node)
+    if hasattr(node, "_fields"):
+      return type(node)(*[visit(getattr(node, f)) for f in node._fields])
+    return jax.tree.map(lambda _: rep, node)
+
+  return visit(opt_abstract)
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+
+def _writer(workdir: str):
+  if jax.process_index() != 0:
+    return None
+  from tensorboardX import SummaryWriter  # noqa: PLC0415
+  return SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
+def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = None) -> dict:
+  """Trains (or resumes) `cfg` in `workdir` up to cfg.train.num_steps -> last metrics.
+
+  stop_after: stop (with a checkpoint) after this many steps of this invocation (tests).
+  """
+  check_workdir(cfg, workdir)
+  run = Run(cfg)
+  train_windows = run.windows("train")
+  data_lib.check_can_fill(train_windows, run.local_batch, jax.process_count(),
+                          f"data set {cfg.data.dataset} (train, {cfg.data.converter})",
+                          cfg.data.max_windows_per_piece or None)
+  eval_windows = run.windows(cfg.data.eval_split)
+  it = run.train_iterator(train_windows)
+  mngr = checkpoint_manager(workdir, cfg)
+  state = run.init_state()
+  start = 0
+  if mngr.latest_step() is not None:
+    start = mngr.latest_step()
+    try:
+      restored = mngr.restore(start, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(run.abstract_state),
+          data=grain.checkpoint.CheckpointRestore(it)))
+    except (ValueError, KeyError) as e:
+      raise TrainError(f"--workdir {workdir}: checkpoint {start} does not fit this config "
+                       f"({str(e).splitlines()[0][:100]}); use a new --workdir") from None
+    state = restored["state"]
+    print(f"resumed from step {start} in {workdir}", flush=True)
+
+  stop = {"signal": None}
+  old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal="SIGTERM"))
+  writer = _writer(workdir)
+  num_steps = cfg.train.num_steps
+  bar = tqdm.tqdm(total=num_steps, initial=start, disable=not progress or None,
+                  unit="step", dynamic_ncols=True)
+  last, t_log, steps_since = {}, time.perf_counter(), 0
+  eval_loss = None
+  step = start
+  try:
+    while step < num_steps:
+      batch = sharding.global_batch(next(it), run.mesh)
+      state, metrics = run.train_step(state, batch, run.rng)
+      step += 1
+      steps_since += 1
+      bar.update(1)
+      at_log = step % cfg.train.log_every_steps == 0 or step == num_steps
+      if at_log:
+        m = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+        dt = time.perf_counter() - t_log
+        m["train/steps_per_sec"] = steps_since / dt
+        m["train/examples_per_sec"] = steps_since * cfg.train.batch_size / dt
+        t_log, steps_since = time.perf_counter(), 0
+        bar.set_postfix(loss=f"{m['train/loss']:.2f}", ex_s=f"{m['train/examples_per_sec']:.0f}")
+        if writer:
+          for k, v in m.items():
+            writer.add_scalar(k, v, step)
+        last.update(m)
+        if m["train/skip_streak"] >= cfg.train.max_skipped_in_a_row:
+          raise TrainError(
+              f"step {step}: {int(m['train/skip_streak'])} updates in a row skipped (non-finite "
+              f"loss or gradient norm >= {cfg.optim.grad_norm_clip_to_zero}); stopped, the last "
+              f"good checkpoint is step {mngr.latest_step()}; lower --config.optim.learning_rate")
+      metrics_for_ckpt = None
+      if step % cfg.train.eval_every_steps == 0 or step == num_steps:
+        ev = run.evaluate(state.params, eval_windows, cfg.train.eval_batches)
+        eval_loss = ev.get("eval/loss")
+        if writer:
+          for k, v in ev.items():
+            writer.add_scalar(k, v, step)
+        last.update(ev)
+        if eval_loss is not None and math.isfinite(eval_loss):
+          metrics_for_ckpt = {"eval_loss": eval_loss}
+      force = step == num_steps or stop["signal"] is not None or (
+          stop_after is not None and step - start >= stop_after)
+      mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                              data=grain.checkpoint.CheckpointSave(it)),
+                metrics=metrics_for_ckpt, force=force)
+      if stop["signal"] is not None:
+        print(f"{stop['signal']}: saved step {step} in {workdir}, exiting", flush=True)
+        break
+      if stop_after is not None and step - start >= stop_after:
+        break
+  finally:
+    mngr.wait_until_finished()
+    mngr.close()
+    bar.close()
+    if writer:
+      writer.close()
+    signal.signal(signal.SIGTERM, old_handler)
+  last["step"] = step
+  return last
+
+
+def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None = None):
+  """Parameters of a checkpoint (latest by default), placed for `run`'s mesh."""
+  run = run or Run(cfg)
+  mngr = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               item_handlers={"state": ocp.StandardCheckpointHandler()})
+  steps_avail = mngr.all_steps()
+  if not steps_avail:
+    raise TrainError(f"--workdir {workdir}: no checkpoint; train first (mvae train --config ... "
+                     f"--workdir {workdir})")
+  step = steps_avail[-1] if step is None else step
+  if step not in steps_avail:
+    raise TrainError(f"--workdir {workdir}: no checkpoint at step {step}; have {steps_avail}")
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(run.abstract_state)))
+  mngr.close()
+  return restored["state"].params, step
+
+
+def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = None) -> dict:
+  """Held-out metrics of a checkpoint; printed by the CLI and written to eval_<step>.json."""
+  run = Run(cfg)
+  params, step = restore_params(cfg, workdir, step, run)
+  windows = run.windows(split or cfg.data.eval_split)
+  if not len(windows):
+    raise TrainError(f"data set {cfg.data.dataset}: split {split or cfg.data.eval_split} has no "
+                     f"{cfg.data.converter} windows; evaluate on another --split")
+  result = {"step": step} | run.evaluate(params, windows, 0)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f"eval_{step}.json"), "w") as f:
+      json.dump(result, f, indent=1)
+  return result
+
+
+__all__ = ["train", "evaluate", "restore_params", "Run", "TrainError", "meta", "np", "jnp"]
