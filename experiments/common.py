@@ -80,9 +80,8 @@ def load(name_or_path: str) -> ml_collections.ConfigDict:
   if not path.endswith(".py"):
     path = os.path.join(HERE, f"{name_or_path}.py")
   if not os.path.exists(path):
-    names = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and f[0] not in "_c")
     raise FileNotFoundError(f"config {name_or_path!r} not found; experiments are: "
-                            f"{', '.join(names)}")
+                            f"{', '.join(names())}")
   spec = importlib.util.spec_from_file_location(f"mvae_experiment_{abs(hash(path))}", path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)

@@ -1,11 +1,16 @@
 """`mvae`: the command line. Thin: each command parses flags and calls one library function.
 
   mvae prepare DATASET [--data_dir DIR] [--midi_dir DIR] [--workers N]
+  mvae train --config NAME_OR_PATH [--config.key=value ...] --workdir DIR
+  mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
+import json
 import sys
 import time
 
@@ -36,6 +41,93 @@ def _prepare(args) -> int:
   return 0
 
 
+def _parse_value(text: str, current):
+  """`text` as the type of the config's current value (bool, int, float, str, list)."""
+  if isinstance(current, bool):
+    if text.lower() in ("1", "true", "yes"):
+      return True
+    if text.lower() in ("0", "false", "no"):
+      return False
+    raise ValueError(f"expected true/false, got {text!r}")
+  if isinstance(current, int):
+    return int(text)
+  if isinstance(current, float):
+    return float(text)
+  if isinstance(current, (list, tuple)):
+    value = ast.literal_eval(text)
+    if not isinstance(value, (list, tuple)):
+      raise ValueError(f"expected a list like [1, 2], got {text!r}")
+    return list(value)
+  return text
+
+
+def load_config(spec: str, overrides: list[str]):
+  """A locked config with `--config.a.b=value` overrides applied; UserError on any mistake."""
+  from mvae_jax.experiments import common  # noqa: PLC0415
+
+  if not spec:
+    raise UserError("--config is required: an experiment name (e.g. cat-mel_2bar_small_tiny) "
+                    "or a path (experiments/cat-mel_2bar_small_tiny.py)")
+  try:
+    cfg = common.load(spec)
+  except FileNotFoundError as e:
+    raise UserError(f"--config {e}") from None
+  for item in overrides:
+    if not item.startswith("--config.") or "=" not in item:
+      raise UserError(f"{item}: unknown flag; overrides look like --config.train.batch_size=64")
+    key, text = item[len("--config."):].split("=", 1)
+    node, parts = cfg, key.split(".")
+    for part in parts[:-1]:
+      if part not in node:
+        raise UserError(f"--config.{key}: unknown config key {part!r}; see {spec}")
+      node = node[part]
+    if parts[-1] not in node:
+      close = difflib.get_close_matches(parts[-1], list(node.keys()), n=1)
+      hint = f" (did you mean {'.'.join(parts[:-1] + close)}?)" if close else ""
+      raise UserError(f"--config.{key}: unknown config key{hint}")
+    try:
+      node[parts[-1]] = _parse_value(text, node[parts[-1]])
+    except (ValueError, SyntaxError, TypeError) as e:
+      raise UserError(f"--config.{key}={text}: {e}") from None
+  return cfg
+
+
+def _quiet_logs():
+  from absl import logging as absl_logging  # noqa: PLC0415
+  absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _train(args, overrides) -> int:
+  cfg = load_config(args.config, overrides)
+  _quiet_logs()
+  from mvae_jax.data import DataError  # noqa: PLC0415
+  from mvae_jax.train import loop, sharding  # noqa: PLC0415
+
+  sharding.maybe_initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+  try:
+    last = loop.train(cfg, args.workdir)
+  except (loop.TrainError, DataError, ValueError) as e:
+    raise UserError(str(e)) from None
+  shown = {k: round(v, 4) for k, v in last.items()
+           if k.split("/")[-1] in ("loss", "r_loss", "kl_bits", "accuracy", "sampled_accuracy")}
+  print(f"trained {cfg.name} to step {last.get('step')} in {args.workdir}: {shown}")
+  return 0
+
+
+def _eval(args, overrides) -> int:
+  cfg = load_config(args.config, overrides)
+  _quiet_logs()
+  from mvae_jax.data import DataError  # noqa: PLC0415
+  from mvae_jax.train import loop  # noqa: PLC0415
+
+  try:
+    result = loop.evaluate(cfg, args.workdir, args.step, args.split)
+  except (loop.TrainError, DataError, ValueError) as e:
+    raise UserError(str(e)) from None
+  print(json.dumps(result, indent=1))
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="mvae", description="MusicVAE in JAX/Flax.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -46,13 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")
   p.add_argument("--workers", type=int, default=None, help="parser processes (default: cores)")
   p.set_defaults(func=_prepare)
+  for name, func, helptext in (("train", _train, "train (or resume) a configuration"),
+                               ("eval", _eval, "evaluate a checkpoint on held-out data")):
+    p = sub.add_parser(name, help=helptext,
+                       epilog="Override any config key with --config.KEY=VALUE.")
+    p.add_argument("--config", default="", help="experiment name or path to its .py file")
+    p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard logs, config")
+    if name == "train":
+      p.add_argument("--coordinator", default="", help="multi-host: jax.distributed address")
+      p.add_argument("--num_processes", type=int, default=0)
+      p.add_argument("--process_id", type=int, default=-1)
+    else:
+      p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+      p.add_argument("--split", default=None, help="data split (default: the config's)")
+    p.set_defaults(func=func)
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
+  argv = sys.argv[1:] if argv is None else argv
+  overrides = [a for a in argv if a.startswith("--config.")]
+  args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
   try:
-    return args.func(args)
+    if args.func is _prepare:
+      return args.func(args)
+    return args.func(args, overrides)
   except UserError as e:
     print(f"mvae {args.command}: error: {e}", file=sys.stderr)
     return 2

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 
+import jax
 import pytest
+
+# 8 simulated CPU devices for the sharding tests (must precede JAX's first use); single-device
+# code keeps running on device 0.
+jax.config.update("jax_num_cpu_devices", 8)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "magenta")
 FIXTURE_MIDI = os.path.join(FIXTURES, "midi")

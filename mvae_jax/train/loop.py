@@ -73,7 +73,12 @@ def check_workdir(cfg, workdir: str) -> None:
       shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
       raise TrainError(f"--workdir {workdir} holds a run of another config ({shown}); resume with "
                        "the same config or use a new --workdir")
+
+
+def write_config(cfg, workdir: str) -> None:
+  """The resolved config, beside the checkpoints (checked on resume)."""
   if jax.process_index() == 0:
+    path = os.path.join(workdir, CONFIG_FILE)
     with open(path + ".tmp", "w") as f:
       f.write(cfg.to_json(indent=1))
     os.replace(path + ".tmp", path)
@@ -223,6 +228,7 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
                           f"data set {cfg.data.dataset} (train, {cfg.data.converter})",
                           cfg.data.max_windows_per_piece or None)
   eval_windows = run.windows(cfg.data.eval_split)
+  write_config(cfg, workdir)
   it = run.train_iterator(train_windows)
   mngr = checkpoint_manager(workdir, cfg)
   state = run.init_state()
