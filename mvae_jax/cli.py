@@ -3,6 +3,9 @@
   mvae prepare DATASET [--data_dir DIR] [--midi_dir DIR] [--workers N]
   mvae train --config NAME_OR_PATH [--config.key=value ...] --workdir DIR
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
+  mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
+  mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
+  mvae demo [--steps 1500] [--out mvae_demo]
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import ast
 import difflib
 import json
+import os
 import sys
 import time
 
@@ -128,6 +132,66 @@ def _eval(args, overrides) -> int:
   return 0
 
 
+def _load_model(args):
+  _quiet_logs()
+  from mvae_jax import generate  # noqa: PLC0415
+  try:
+    return generate.TrainedModel.load(args.checkpoint or args.workdir)
+  except (generate.ModelError, ValueError, FileNotFoundError) as e:
+    raise UserError(str(e)) from None
+
+
+def _write(model, seqs, out: str, mode: str, strip: bool = False, titles=None) -> list[str]:
+  from mvae_jax.music import plot  # noqa: PLC0415
+  from mvae_jax.music._note_seq import midi_io  # noqa: PLC0415
+
+  os.makedirs(out, exist_ok=True)
+  paths = []
+  for i, ns in enumerate(seqs):
+    path = os.path.join(out, f"{model.cfg.name}_{mode}_{i:02d}.mid")
+    midi_io.note_sequence_to_midi_file(ns, path)
+    paths.append(path)
+  png = os.path.join(out, f"{model.cfg.name}_{mode}.png")
+  plot.pianoroll_png(seqs, png, titles or [f"{mode} {i}" for i in range(len(seqs))], strip=strip,
+                     seconds=model._window_seconds(seqs[0]) if seqs else None)
+  return paths + [png]
+
+
+def _sample(args, overrides) -> int:
+  model = _load_model(args)
+  seqs = model.sample(args.num, temperature=args.temperature, seed=args.seed)
+  files = _write(model, seqs, args.out, "sample")
+  print(f"wrote {len(seqs)} samples and a piano roll: {files[-1]}")
+  return 0
+
+
+def _interpolate(args, overrides) -> int:
+  from mvae_jax import generate  # noqa: PLC0415
+  from mvae_jax.music import io  # noqa: PLC0415
+
+  model = _load_model(args)
+  try:
+    a, b = io.read_midi(args.input_midi_1), io.read_midi(args.input_midi_2)
+    seqs = model.interpolate(a, b, args.num, method=args.method, temperature=args.temperature,
+                             window=(args.window_1, args.window_2), seed=args.seed)
+  except (io.MusicFileError, generate.ModelError) as e:
+    raise UserError(str(e)) from None
+  titles = ["A"] + [f"{i / (args.num - 1):.2f}" for i in range(1, args.num - 1)] + ["B"]
+  files = _write(model, seqs, args.out, "interpolate", strip=True, titles=titles)
+  print(f"wrote {len(seqs)} interpolation steps (A to B) and a piano-roll strip: {files[-1]}")
+  return 0
+
+
+def _demo(args, overrides) -> int:
+  from mvae_jax import demo  # noqa: PLC0415
+  _quiet_logs()
+  try:
+    demo.run(args.workdir, args.out, args.steps, args.data_dir)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="mvae", description="MusicVAE in JAX/Flax.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
       p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
       p.add_argument("--split", default=None, help="data split (default: the config's)")
     p.set_defaults(func=func)
+  for name, func, helptext in (("sample", _sample, "sample from a trained model"),
+                               ("interpolate", _interpolate, "interpolate between two MIDI files")):
+    p = sub.add_parser(name, help=helptext)
+    p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint)")
+    p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
+    p.add_argument("--num", type=int, default=8 if name == "sample" else 7,
+                   help="samples, or interpolation steps including A and B")
+    p.add_argument("--temperature", type=float, default=0.5 if name == "sample" else 0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="mvae_out", help="folder for the MIDI files and PNG")
+    if name == "interpolate":
+      p.add_argument("--input_midi_1", required=True)
+      p.add_argument("--input_midi_2", required=True)
+      p.add_argument("--window_1", type=int, default=0, help="which window of input 1")
+      p.add_argument("--window_2", type=int, default=0, help="which window of input 2")
+      p.add_argument("--method", default="slerp", choices=["slerp", "linear"])
+    p.set_defaults(func=func)
+  p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
+  p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
+  p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
+  p.add_argument("--steps", type=int, default=1500, help="training steps")
+  p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
+  p.set_defaults(func=_demo)
   return parser
 
 

@@ -122,3 +122,17 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
   with pytest.raises(loop.TrainError) as e:
     loop.check_workdir(cfg, str(tmp_path))
   assert "model.z_size: 32 -> 64" in str(e.value)
+
+
+def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
+  cfg = cli.load_config("cat-mel_2bar_small_tiny",
+                        tiny_overrides(data_dir) + ["--config.train.compute_dtype=bfloat16"])
+  run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
+  it = run.train_iterator(run.windows("train"))
+  state = run.init_state()
+  losses = []
+  for _ in range(3):
+    state, m = run.train_step(state, sharding.global_batch(next(it), run.mesh), run.rng)
+    losses.append(float(m["loss"]))
+  assert all(np.isfinite(losses)) and int(state.skipped) == 0
+  assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))

@@ -1,0 +1,176 @@
+"""Using a trained model: encode, decode, sample, reconstruct, interpolate.
+
+    model = TrainedModel.load("runs/mel2")            # a workdir (latest checkpoint) or workdir/step
+    seqs = model.sample(4, temperature=0.5, seed=0)   # -> NoteSequences
+    z, mu, sigma = model.encode([ns])                 # the first window of each input by default
+    model.windows(ns)                                 # how many windows an input has
+    model.interpolate(a, b, num_steps=7)              # slerp on mu, endpoints included
+
+Batching is internal (any number of inputs). An input with several windows is not an error:
+`encode(..., window=k)` picks one (Magenta raised here, which broke decode-then-encode); a
+sequence that starts at time 0 and is one window long, such as `decode`'s output, is encoded as
+it is (`converter.encode_window`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mvae_jax.music._note_seq import NoteSequence
+from mvae_jax.train import loop, sharding
+
+
+class ModelError(ValueError):
+  """A model or input that cannot be used; str() is one line with the fix."""
+
+
+def _batches(n: int, size: int):
+  for start in range(0, n, size):
+    yield start, min(start + size, n)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+  """Spherical interpolation between vectors a and b (linear when they are parallel)."""
+  na, nb = a / np.linalg.norm(a), b / np.linalg.norm(b)
+  omega = np.arccos(np.clip(np.dot(na, nb), -1.0, 1.0))
+  if omega < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+class TrainedModel:
+  """A trained MusicVAE and its converter, on this host's devices."""
+
+  def __init__(self, cfg, params, step: int, batch_size: int = 64):
+    self.cfg = cfg
+    self.step = step
+    self.run = loop.Run(cfg, sharding.make_mesh(1, jax.local_devices()[:1]))
+    self.conv = self.run.conv
+    self.model = self.run.model
+    self.params = params
+    self.batch_size = batch_size
+    self._encode = jax.jit(lambda p, x, l: self.model.apply({"params": p}, x, l, method="encode"))
+    self._sample = jax.jit(
+        lambda p, z, k, t: self.model.apply({"params": p}, z, k, t, self.conv.window_steps,
+                                            method="sample"))
+
+  @classmethod
+  def load(cls, workdir_or_checkpoint: str, batch_size: int = 64) -> "TrainedModel":
+    """From a workdir (its latest checkpoint) or `workdir/checkpoints/<step>`."""
+    path = os.path.abspath(os.path.expanduser(workdir_or_checkpoint))
+    step = None
+    if os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints":
+      step = int(os.path.basename(path))
+      path = os.path.dirname(os.path.dirname(path))
+    cfg_path = os.path.join(path, loop.CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+      raise ModelError(f"{workdir_or_checkpoint}: not a training workdir (no {loop.CONFIG_FILE});"
+                       " pass the --workdir of mvae train")
+    import ml_collections  # noqa: PLC0415
+    with open(cfg_path) as f:
+      cfg = ml_collections.ConfigDict(json.load(f))
+    for k in ("transpose_range", "enc_rnn_size", "dec_rnn_size", "level_lengths"):
+      for section in (cfg.data, cfg.model):
+        if k in section:
+          section[k] = list(section[k])
+    try:
+      params, step = loop.restore_params(cfg, path, step,
+                                         loop.Run(cfg, sharding.make_mesh(
+                                             1, jax.local_devices()[:1])))
+    except loop.TrainError as e:
+      raise ModelError(str(e)) from None
+    return cls(cfg, params, step, batch_size)
+
+  # --- encoding ----------------------------------------------------------------------------
+
+  def windows(self, ns: NoteSequence) -> np.ndarray:
+    """Labels `[N, T, S]` of every window of `ns` this model can encode."""
+    labels = self.conv.to_labels(ns)
+    if len(labels) == 0 and ns.notes and ns.total_time <= self._window_seconds(ns) + 1e-6:
+      labels = self.conv.encode_window(ns)[None]
+    return labels
+
+  def _window_seconds(self, ns: NoteSequence) -> float:
+    qpm = ns.tempos[0].qpm if ns.tempos else 120.0
+    return self.conv.window_steps / self.conv.steps_per_quarter * 60.0 / qpm
+
+  def _labels(self, seqs: Sequence[NoteSequence], window: int | Sequence[int]) -> np.ndarray:
+    out = []
+    for i, ns in enumerate(seqs):
+      w = self.windows(ns)
+      k = window if isinstance(window, int) else window[i]
+      if len(w) == 0:
+        reason = self.conv.extract(ns).reason
+        raise ModelError(f"input {i} ({ns.filename or ns.id or 'sequence'}): no "
+                         f"{self.conv.slice_bars}-bar {self.conv.kind} window ({reason}); give "
+                         f"{self.conv.kind} music of at least {self.conv.slice_bars} bars in 4/4")
+      if not 0 <= k < len(w):
+        raise ModelError(f"input {i} has {len(w)} windows; window={k} is out of range")
+      out.append(w[k])
+    return np.stack(out).astype(np.int32)
+
+  def encode_labels(self, labels: np.ndarray):
+    """labels `[N, T, S]` -> (z, mu, sigma) `[N, z]` (z sampled from the posterior, seed 0)."""
+    mus, sigmas = [], []
+    for a, b in _batches(len(labels), self.batch_size):
+      chunk = jnp.asarray(labels[a:b])
+      x = self.conv.labels_to_inputs(chunk, jnp)
+      mu, sigma = self._encode(self.params, x, jnp.full((b - a,), labels.shape[1]))
+      mus.append(np.asarray(mu))
+      sigmas.append(np.asarray(sigma))
+    mu, sigma = np.concatenate(mus), np.concatenate(sigmas)
+    eps = np.asarray(jax.random.normal(jax.random.key(0), mu.shape))
+    return mu + sigma * eps, mu, sigma
+
+  def encode(self, seqs: Sequence[NoteSequence], window: int | Sequence[int] = 0):
+    """NoteSequences -> (z, mu, sigma) `[N, z]`; `window` picks among an input's windows."""
+    return self.encode_labels(self._labels(seqs, window))
+
+  # --- decoding ----------------------------------------------------------------------------
+
+  def decode_labels(self, z: np.ndarray, temperature: float = 0.5, seed: int = 0) -> np.ndarray:
+    """z `[N, z]` -> labels `[N, T, S]` (temperature 0: argmax)."""
+    out = []
+    for a, b in _batches(len(z), self.batch_size):
+      toks, _ = self._sample(self.params, jnp.asarray(z[a:b], jnp.float32),
+                             jax.random.fold_in(jax.random.key(seed), a), float(temperature))
+      out.append(np.asarray(toks))
+    return np.concatenate(out)
+
+  def decode(self, z: np.ndarray, temperature: float = 0.5, seed: int = 0,
+             length: int | None = None) -> list[NoteSequence]:
+    if length not in (None, self.conv.window_steps):
+      raise ModelError(f"length {length}: this model decodes {self.conv.window_steps} steps")
+    return [self.conv.to_sequence(l) for l in self.decode_labels(z, temperature, seed)]
+
+  def sample(self, n: int, temperature: float = 0.5, seed: int = 0) -> list[NoteSequence]:
+    z = np.asarray(jax.random.normal(jax.random.key(seed), (n, self.cfg.model.z_size)))
+    return self.decode(z, temperature, seed)
+
+  def reconstruct(self, seqs, temperature: float = 0.0, window=0) -> list[NoteSequence]:
+    _, mu, _ = self.encode(seqs, window)
+    return self.decode(mu, temperature)
+
+  def interpolate(self, a: NoteSequence, b: NoteSequence, num_steps: int = 7,
+                  method: str = "slerp", temperature: float = 0.0, window=(0, 0),
+                  seed: int = 0) -> list[NoteSequence]:
+    """`num_steps` sequences from A to B (endpoints included), interpolating μ."""
+    if num_steps < 2:
+      raise ModelError("num_steps must be at least 2 (the endpoints)")
+    if method not in ("slerp", "linear"):
+      raise ModelError(f"method {method!r}: use slerp or linear")
+    _, mu, _ = self.encode([a, b], list(window))
+    ts = np.linspace(0.0, 1.0, num_steps)
+    f = slerp if method == "slerp" else (lambda x, y, t: (1 - t) * x + t * y)
+    z = np.stack([f(mu[0], mu[1], t) for t in ts])
+    return self.decode(z, temperature, seed)
+
+
+__all__ = ["TrainedModel", "ModelError", "slerp", "functools"]
