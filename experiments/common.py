@@ -105,6 +105,7 @@ def tiny(parent: str, **model) -> ml_collections.ConfigDict:
   c.model.dec_rnn_size = model.get("dec_rnn_size", [128, 128])
   c.train.batch_size = model.get("batch_size", 64)
   c.train.num_steps = model.get("num_steps", 2000)
+  c.optim.learning_rate = 3e-3  # small models learn faster at a higher rate; decays as usual
   c.train.log_every_steps = 50
   c.train.eval_every_steps = 500
   c.train.checkpoint_every_steps = 500

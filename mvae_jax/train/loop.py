@@ -269,6 +269,11 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
         m["train/examples_per_sec"] = steps_since * cfg.train.batch_size / dt
         t_log, steps_since = time.perf_counter(), 0
         bar.set_postfix(loss=f"{m['train/loss']:.2f}", ex_s=f"{m['train/examples_per_sec']:.0f}")
+        if progress and bar.disable and jax.process_index() == 0:  # no terminal: log lines
+          print(f"step {step}/{num_steps}: loss {m['train/loss']:.3f}, r_loss "
+                f"{m['train/r_loss']:.3f}, kl_bits {m['train/kl_bits']:.2f}, "
+                f"{m['train/steps_per_sec']:.1f} steps/s, "
+                f"{m['train/examples_per_sec']:.0f} examples/s", flush=True)
         if writer:
           for k, v in m.items():
             writer.add_scalar(k, v, step)
