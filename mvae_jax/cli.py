@@ -182,6 +182,57 @@ def _interpolate(args, overrides) -> int:
   return 0
 
 
+def _attributes(args, overrides) -> int:
+  from mvae_jax import data as data_lib  # noqa: PLC0415
+  from mvae_jax import generate  # noqa: PLC0415
+  from mvae_jax.music import attributes, io  # noqa: PLC0415
+
+  model = _load_model(args)
+  import numpy as np  # noqa: PLC0415
+
+  vec_path = os.path.join(model.workdir, "attribute_vectors.npz")
+  try:
+    if args.action == "compute":
+      d = model.cfg.data
+      windows = data_lib.load_windows(d.dataset, args.split, d.converter,
+                                      data_dir=d.data_dir or None, midi_dir=d.midi_dir or None)
+      if len(windows) < 8:
+        raise UserError(f"split {args.split} has {len(windows)} windows; need at least 8")
+      rng = np.random.default_rng(args.seed)
+      pick = rng.permutation(len(windows))[:args.num]
+      half = len(pick) // 2
+      labels = windows.labels[pick].astype(np.int32)
+      vectors = model.attribute_vectors(labels[:half])
+      np.savez(vec_path, vectors=vectors, names=np.array(attributes.NAMES), step=model.step)
+      table = model.attribute_table(labels[half:], vectors, args.scale)
+      print(f"attribute vectors from {half} {args.split} windows -> {vec_path}")
+      print(f"relative attribute change when adding {args.scale:g}x each vector "
+            f"(rows: vector added; columns: attribute measured; {len(labels) - half} other "
+            "windows):")
+      print("| vector \\ attribute | " + " | ".join(attributes.NAMES) + " |")
+      print("|---" * 6 + "|")
+      for name, row in zip(attributes.NAMES, table):
+        print(f"| {name} | " + " | ".join(f"{x:+.2f}" for x in row) + " |")
+      return 0
+    if not os.path.exists(vec_path):
+      raise UserError(f"{vec_path} missing: run mvae attributes compute --workdir {args.workdir}")
+    if args.attribute not in attributes.NAMES:
+      raise UserError(f"--attribute {args.attribute!r}: choose one of {', '.join(attributes.NAMES)}")
+    if not args.input_midi:
+      raise UserError("mvae attributes apply needs --input_midi FILE")
+    vectors = np.load(vec_path)["vectors"]
+    ns = io.read_midi(args.input_midi)
+    scales = [-args.scale, 0.0, args.scale]
+    seqs = [model.apply_attribute([ns], vectors[attributes.NAMES.index(args.attribute)], k,
+                                  window=args.window)[0] for k in scales]
+    files = _write(model, seqs, args.out, f"attribute_{args.attribute}",
+                   titles=[f"{args.attribute} {k:+g}" for k in scales])
+    print(f"wrote {args.attribute} at scales {scales}: {files[-1]}")
+  except (generate.ModelError, io.MusicFileError, ValueError) as e:
+    raise UserError(str(e)) from None
+  return 0
+
+
 def _demo(args, overrides) -> int:
   from mvae_jax import demo  # noqa: PLC0415
   _quiet_logs()
@@ -233,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
       p.add_argument("--window_2", type=int, default=0, help="which window of input 2")
       p.add_argument("--method", default="slerp", choices=["slerp", "linear"])
     p.set_defaults(func=func)
+  p = sub.add_parser("attributes", help="attribute vectors: compute them, or apply one")
+  p.add_argument("action", choices=["compute", "apply"])
+  p.add_argument("--workdir", default="")
+  p.add_argument("--checkpoint", default="")
+  p.add_argument("--split", default="validation", help="compute: the windows to use")
+  p.add_argument("--num", type=int, default=2000, help="compute: windows (half derive, half test)")
+  p.add_argument("--attribute", default="note_density", help="apply: which vector")
+  p.add_argument("--scale", type=float, default=1.0, help="k in z + k * vector")
+  p.add_argument("--input_midi", default="", help="apply: the melody to change")
+  p.add_argument("--window", type=int, default=0)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--temperature", type=float, default=0.0)
+  p.add_argument("--out", default="mvae_out")
+  p.set_defaults(func=_attributes)
   p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")

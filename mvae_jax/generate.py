@@ -56,6 +56,7 @@ class TrainedModel:
     self.model = self.run.model
     self.params = params
     self.batch_size = batch_size
+    self.workdir = ""
     self._encode = jax.jit(lambda p, x, l: self.model.apply({"params": p}, x, l, method="encode"))
     self._sample = jax.jit(
         lambda p, z, k, t: self.model.apply({"params": p}, z, k, t, self.conv.window_steps,
@@ -86,15 +87,17 @@ class TrainedModel:
                                              1, jax.local_devices()[:1])))
     except loop.TrainError as e:
       raise ModelError(str(e)) from None
-    return cls(cfg, params, step, batch_size)
+    model = cls(cfg, params, step, batch_size)
+    model.workdir = path
+    return model
 
   # --- encoding ----------------------------------------------------------------------------
 
   def windows(self, ns: NoteSequence) -> np.ndarray:
     """Labels `[N, T, S]` of every window of `ns` this model can encode."""
     labels = self.conv.to_labels(ns)
-    if len(labels) == 0 and ns.notes and ns.total_time <= self._window_seconds(ns) + 1e-6:
-      labels = self.conv.encode_window(ns)[None]
+    if len(labels) == 0 and abs(ns.total_time - self._window_seconds(ns)) < 1e-6:
+      labels = self.conv.encode_window(ns)[None]  # exactly one window long, e.g. decode's output
     return labels
 
   def _window_seconds(self, ns: NoteSequence) -> float:
@@ -148,7 +151,10 @@ class TrainedModel:
              length: int | None = None) -> list[NoteSequence]:
     if length not in (None, self.conv.window_steps):
       raise ModelError(f"length {length}: this model decodes {self.conv.window_steps} steps")
-    return [self.conv.to_sequence(l) for l in self.decode_labels(z, temperature, seed)]
+    seqs = [self.conv.to_sequence(l) for l in self.decode_labels(z, temperature, seed)]
+    for ns in seqs:  # a window is a window long, even when it ends in silence
+      ns.total_time = self._window_seconds(ns)
+    return seqs
 
   def sample(self, n: int, temperature: float = 0.5, seed: int = 0) -> list[NoteSequence]:
     z = np.asarray(jax.random.normal(jax.random.key(seed), (n, self.cfg.model.z_size)))
@@ -171,6 +177,47 @@ class TrainedModel:
     f = slerp if method == "slerp" else (lambda x, y, t: (1 - t) * x + t * y)
     z = np.stack([f(mu[0], mu[1], t) for t in ts])
     return self.decode(z, temperature, seed)
+
+
+  def similar(self, seq: NoteSequence, n: int, similarity: float = 0.8, temperature: float = 0.5,
+              seed: int = 0, window: int = 0) -> list[NoteSequence]:
+    """n variations of `seq`: z = similarity·μ + (1 − similarity)·ε (as magenta.js)."""
+    if not 0.0 <= similarity <= 1.0:
+      raise ModelError(f"similarity {similarity}: must be in [0, 1]")
+    _, mu, _ = self.encode([seq], window)
+    eps = np.asarray(jax.random.normal(jax.random.key(seed), (n, mu.shape[-1])))
+    return self.decode(similarity * mu + (1 - similarity) * eps, temperature, seed)
+
+  # --- attribute vectors -------------------------------------------------------------------
+
+  def attribute_vectors(self, labels: np.ndarray) -> np.ndarray:
+    """`[5, Z]`: top-quartile minus bottom-quartile mean μ, per attribute of `labels`."""
+    from mvae_jax.music import attributes  # noqa: PLC0415
+    self._require_melody()
+    _, mu, _ = self.encode_labels(labels)
+    return attributes.attribute_vectors(mu, attributes.batch_attributes(labels))
+
+  def attribute_table(self, labels: np.ndarray, vectors: np.ndarray,
+                      scale: float = 1.0) -> np.ndarray:
+    """`[5, 5]`: row i = mean relative change of each attribute when scale·vector i is added to
+    the μ of held-out `labels`, both decoded by argmax."""
+    from mvae_jax.music import attributes  # noqa: PLC0415
+    _, mu, _ = self.encode_labels(labels)
+    base = attributes.batch_attributes(self.decode_labels(mu, 0.0))
+    rows = [attributes.relative_change(
+        base, attributes.batch_attributes(self.decode_labels(mu + scale * v, 0.0)))
+            for v in vectors]
+    return np.stack(rows)
+
+  def apply_attribute(self, seqs, vector: np.ndarray, scale: float = 1.0, window=0,
+                      temperature: float = 0.0) -> list[NoteSequence]:
+    _, mu, _ = self.encode(seqs, window)
+    return self.decode(mu + scale * vector, temperature)
+
+  def _require_melody(self):
+    if self.conv.kind == "drums":
+      raise ModelError(f"{self.cfg.name} is a drum model: the attributes are melodic; use a "
+                       "melody or trio model")
 
 
 __all__ = ["TrainedModel", "ModelError", "slerp", "functools"]
