@@ -326,9 +326,15 @@ def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None =
   step = steps_avail[-1] if step is None else step
   if step not in steps_avail:
     raise TrainError(f"--workdir {workdir}: no checkpoint at step {step}; have {steps_avail}")
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(run.abstract_state)))
-  mngr.close()
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(run.abstract_state)))
+  except (ValueError, KeyError, TypeError) as e:
+    raise TrainError(f"--workdir {workdir}: checkpoint {step} does not fit config {cfg.name} "
+                     f"({str(e).splitlines()[0][:100]}); pass the config it was trained "
+                     "with") from None
+  finally:
+    mngr.close()
   return restored["state"].params, step
 
 
