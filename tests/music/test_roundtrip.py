@@ -116,3 +116,31 @@ def test_melody_windows_reextract_from_their_sequence(labels):
   # extracted melody then include ours as the first
   found = conv.to_labels(ns)
   assert any(np.array_equal(f, w) for f in found)
+
+
+def _corpus_round_trip(dataset: str, data_dir: str, limit: int | None):
+  from mvae_jax import data
+  from mvae_jax.datasets import get_builder
+  builder = get_builder(dataset, data_dir=data_dir)
+  checked = 0
+  for name in builder.CONVERTERS:
+    conv = converters.get_converter(name)
+    for split in ("train", "validation", "test"):
+      w = data.load_windows(dataset, split, name, data_dir=data_dir).labels.astype(np.int32)
+      if limit is not None:
+        w = w[np.random.default_rng(0).permutation(len(w))[:limit]]
+      assert_round_trip(conv, w)
+      checked += len(w)
+  return checked
+
+
+def test_round_trip_sample_of_folk_windows(folk_dataset, data_dir):
+  assert _corpus_round_trip("folk_melodies", data_dir, limit=300) >= 1500
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["folk_melodies", "game_midi"])
+def test_round_trip_every_corpus_window(dataset, data_dir):
+  from mvae_jax import datasets
+  datasets.prepare(dataset, data_dir=data_dir)
+  assert _corpus_round_trip(dataset, data_dir, limit=None) > 1000
