@@ -15,8 +15,6 @@ import platform
 import tempfile
 import time
 
-import numpy as np
-
 
 def main():
   ap = argparse.ArgumentParser()

@@ -30,7 +30,6 @@ def main():
   args = ap.parse_args()
 
   import jax
-  import jax.numpy as jnp
   import numpy as np
   import orbax.checkpoint as ocp
 

@@ -14,7 +14,6 @@ it is (`converter.encode_window`).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from typing import Sequence
@@ -220,4 +219,4 @@ class TrainedModel:
                        "melody or trio model")
 
 
-__all__ = ["TrainedModel", "ModelError", "slerp", "functools"]
+__all__ = ["TrainedModel", "ModelError", "slerp"]

@@ -46,7 +46,7 @@ class CoreWeights(NamedTuple):
 
 
 class DenseVars(nn.Module):
-  """A dense layer's `kernel` `[in, out]` (N(0, 0.001), as Magenta) and `bias`, undeclared use."""
+  """A dense layer's `kernel` `[in, out]` (N(0, 0.001), as Magenta) and `bias`, as arrays."""
 
   in_dim: int
   features: int

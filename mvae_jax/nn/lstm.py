@@ -163,7 +163,7 @@ def scan_stack(weights: Sequence[LSTMWeights], first_proj: jax.Array,
 
   first_proj: `[B, T, 4H_0]`; returns top outputs `[B, T, H_top]` and final states.
   """
-  finals, proj = [], first_proj
+  finals, proj, hs = [], first_proj, None
   for k, (w, s) in enumerate(zip(weights, states)):
     if k > 0:
       proj = project(w, hs)

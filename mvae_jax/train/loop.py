@@ -19,11 +19,8 @@ import time
 
 import grain
 import jax
-import jax.numpy as jnp
-import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
-from flax.linen import meta
 
 from mvae_jax import data as data_lib
 from mvae_jax.train import build, sharding, steps
@@ -353,4 +350,4 @@ def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = Non
   return result
 
 
-__all__ = ["train", "evaluate", "restore_params", "Run", "TrainError", "meta", "np", "jnp"]
+__all__ = ["train", "evaluate", "restore_params", "Run", "TrainError"]

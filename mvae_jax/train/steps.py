@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mvae_jax.nn import decoders as dec
 from mvae_jax.train import objective as obj
 
 
@@ -156,4 +155,5 @@ def eval_step(params, batch: dict, rng: jax.Array, *, model, sc: StepConfig, inp
           "weight": jnp.sum(mask)}
 
 
-__all__ = ["TrainState", "StepConfig", "make_optimizer", "train_step", "eval_step", "dec"]
+__all__ = ["TrainState", "StepConfig", "make_optimizer", "scale_by_tf_adam", "train_step",
+           "eval_step"]
