@@ -92,7 +92,7 @@ def test_bad_inputs_get_one_line_reasons(trained, tmp_path):
 
 def test_commands_write_midi_and_pictures(trained, tmp_path):
   def mvae(*args):
-    r = subprocess.run([sys.executable, "-m", "mvae_jax.cli", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "mvae_jax", *args], capture_output=True,
                        text=True, timeout=600)
     return r
   out = tmp_path / "out"

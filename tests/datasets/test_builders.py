@@ -91,7 +91,7 @@ def test_folk_melodies_builds_from_the_music21_wheel(folk_dataset):
 
 
 def test_cli_prepare_prints_statistics_and_one_line_errors(tmp_path):
-  ok = subprocess.run(["mvae", "prepare", "midi_dir", "--data_dir", str(tmp_path),
+  ok = subprocess.run([sys.executable, "-m", "mvae_jax", "prepare", "midi_dir", "--data_dir", str(tmp_path),
                        "--midi_dir", os.path.join(FIXTURE_MIDI, "folk")],
                       capture_output=True, text=True, timeout=300)
   assert ok.returncode == 0, ok.stderr[-2000:]
@@ -100,7 +100,7 @@ def test_cli_prepare_prints_statistics_and_one_line_errors(tmp_path):
   for args, words in ((["midi_dir", "--midi_dir", str(tmp_path / "nope")], "no such directory"),
                       (["midi_dir"], "--midi_dir"),
                       (["nope"], "unknown data set")):
-    bad = subprocess.run(["mvae", "prepare", *args, "--data_dir", str(tmp_path)],
+    bad = subprocess.run([sys.executable, "-m", "mvae_jax", "prepare", *args, "--data_dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     lines = [l for l in bad.stderr.splitlines() if l.startswith("mvae")]

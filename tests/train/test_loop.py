@@ -55,7 +55,7 @@ def test_sharded_step_equals_one_device(fixture_dataset, data_dir):
 
 
 def _train_cmd(workdir, data_dir):
-  return [sys.executable, "-m", "mvae_jax.cli", "train", "--config", "cat-mel_2bar_small_tiny",
+  return [sys.executable, "-m", "mvae_jax", "train", "--config", "cat-mel_2bar_small_tiny",
           "--workdir", str(workdir), *tiny_overrides(data_dir)]
 
 
@@ -103,7 +103,7 @@ def test_killed_run_resumes_to_identical_parameters(fixture_dataset, data_dir, t
 
 def test_user_errors_are_one_line(tmp_path, data_dir):
   def run(*args):
-    r = subprocess.run([sys.executable, "-m", "mvae_jax.cli", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "mvae_jax", *args], capture_output=True,
                        text=True, timeout=300)
     lines = [l for l in r.stderr.splitlines() if l.startswith("mvae")]
     return r.returncode, lines
