@@ -19,7 +19,11 @@ COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
 
 
 def music21_corpus_dir() -> str:
-  import music21  # noqa: PLC0415  (heavy; only needed to find the corpus)
+  try:
+    import music21  # noqa: PLC0415  (heavy; only needed to find the corpus)
+  except ImportError:
+    raise MusicFileError("folk_melodies reads the tunes bundled in the music21 wheel, which is not "
+                         "installed: pip install 'mvae-jax[folk]'") from None
   return os.path.join(os.path.dirname(music21.__file__), "corpus")
 
 

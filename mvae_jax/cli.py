@@ -5,7 +5,7 @@
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
   mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
   mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
-  mvae demo [--steps 1500] [--out mvae_demo]
+  mvae demo [--steps N] [--out mvae_demo] [--workdir mvae_demo/run]
 """
 
 from __future__ import annotations
@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
-  p.add_argument("--steps", type=int, default=1500, help="training steps")
+  p.add_argument("--steps", type=int, default=None,
+                 help="training steps (default: the demo-mel_2bar config's, 1500)")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
   return parser

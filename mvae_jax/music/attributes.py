@@ -20,20 +20,31 @@ C_MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 FIRST_PITCH = 21
 
 
-def attributes(labels: np.ndarray) -> np.ndarray:
-  """One melody stream `[T]` (or `[T, S]`: stream 0 is used) -> the 5 attributes `[5]`."""
+def melody_notes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """One melody stream `[T]` (or `[T, S]`: stream 0) -> (onset steps, MIDI pitches) `[n]` each."""
   labels = np.asarray(labels)
   if labels.ndim == 2:
     labels = labels[:, 0]
   steps = np.flatnonzero(labels >= 2)
-  pitches = labels[steps] - 2 + FIRST_PITCH
+  return steps, labels[steps] - 2 + FIRST_PITCH
+
+
+def mean_abs_interval(pitches: np.ndarray) -> float:
+  """Mean absolute interval in semitones between consecutive notes; 0 below 2 notes."""
+  return float(np.abs(np.diff(pitches)).mean()) if len(pitches) > 1 else 0.0
+
+
+def attributes(labels: np.ndarray) -> np.ndarray:
+  """One melody stream `[T]` (or `[T, S]`: stream 0 is used) -> the 5 attributes `[5]`."""
+  steps, pitches = melody_notes(labels)
+  labels = np.asarray(labels)
   n = len(steps)
   if n == 0:
     return np.array([0.0, 0.0, 0.0, 0.0, 0.0])
   return np.array([
       C_MAJOR[pitches % 12].mean(),
       n / len(labels),
-      np.abs(np.diff(pitches)).mean() if n > 1 else 0.0,
+      mean_abs_interval(pitches),
       (steps % 2 == 1).mean(),
       (steps % 4 == 2).mean(),
   ])

@@ -62,10 +62,14 @@ def midi_bytes_to_note_sequence(data: bytes, name: str) -> NoteSequence:
   try:
     return _note_seq_parse(data)
   except Exception as first:  # pretty_midi/mido raise many types on damaged files
+    reason = str(first).splitlines()[0][:120] if str(first) else type(first).__name__
     try:
       ns = _symusic_parse(data)
+    except ImportError:
+      raise MusicFileError(f"{name}: unreadable MIDI ({reason}); the file is damaged or "
+                           "truncated (pip install 'mvae-jax[midi]' adds a more tolerant "
+                           "reader)") from None
     except Exception:  # noqa: BLE001
-      reason = str(first).splitlines()[0][:120] if str(first) else type(first).__name__
       raise MusicFileError(f"{name}: unreadable MIDI ({reason}); the file is damaged or "
                            "truncated") from None
     ns.filename = os.path.basename(name)

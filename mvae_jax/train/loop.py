@@ -30,6 +30,7 @@ RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_
                   "train.eval_batches", "train.checkpoint_every_steps", "train.keep_checkpoints",
                   "data.data_dir", "data.midi_dir")
 CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
 
 
 class TrainError(RuntimeError):
@@ -206,11 +207,36 @@ def _opt_shardings(opt_abstract, p_sh, rep):
 # --- the loop ----------------------------------------------------------------------------------
 
 
-def _writer(workdir: str):
-  if jax.process_index() != 0:
-    return None
-  from tensorboardX import SummaryWriter  # noqa: PLC0415
-  return SummaryWriter(os.path.join(workdir, "tensorboard"))
+class _Writer:
+  """Process 0's metrics: TensorBoard scalars and one JSON line per record in metrics.jsonl."""
+
+  def __init__(self, workdir: str):
+    from tensorboardX import SummaryWriter  # noqa: PLC0415
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.jsonl = open(os.path.join(workdir, METRICS_FILE), "a")  # noqa: SIM115
+
+  def write(self, step: int, metrics: dict) -> None:
+    for k, v in metrics.items():
+      self.tb.add_scalar(k, v, step)
+    self.jsonl.write(json.dumps({"step": step} | {k: float(v) for k, v in metrics.items()}) + "\n")
+    self.jsonl.flush()
+
+  def close(self) -> None:
+    self.tb.close()
+    self.jsonl.close()
+
+
+def _writer(workdir: str) -> _Writer | None:
+  return _Writer(workdir) if jax.process_index() == 0 else None
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The records of a workdir's metrics.jsonl (train and eval lines), oldest first."""
+  path = os.path.join(workdir, METRICS_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
 
 
 def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = None) -> dict:
@@ -272,8 +298,7 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
                 f"{m['train/steps_per_sec']:.1f} steps/s, "
                 f"{m['train/examples_per_sec']:.0f} examples/s", flush=True)
         if writer:
-          for k, v in m.items():
-            writer.add_scalar(k, v, step)
+          writer.write(step, m)
         last.update(m)
         if m["train/skip_streak"] >= cfg.train.max_skipped_in_a_row:
           raise TrainError(
@@ -285,8 +310,7 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
         ev = run.evaluate(state.params, eval_windows, cfg.train.eval_batches)
         eval_loss = ev.get("eval/loss")
         if writer:
-          for k, v in ev.items():
-            writer.add_scalar(k, v, step)
+          writer.write(step, ev)
         last.update(ev)
         if eval_loss is not None and math.isfinite(eval_loss):
           metrics_for_ckpt = {"eval_loss": eval_loss}
@@ -350,4 +374,4 @@ def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = Non
   return result
 
 
-__all__ = ["train", "evaluate", "restore_params", "Run", "TrainError"]
+__all__ = ["train", "evaluate", "restore_params", "read_metrics", "Run", "TrainError"]
