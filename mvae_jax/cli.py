@@ -243,6 +243,30 @@ def _demo(args, overrides) -> int:
   return 0
 
 
+def _import(args, overrides) -> int:
+  cfg = load_config(args.config, overrides)
+  _quiet_logs()
+  from mvae_jax.interop import api  # noqa: PLC0415
+  try:
+    print(api.import_command(args.checkpoint, cfg, args.workdir, reset_step=args.reset_step,
+                             optimizer_state=args.optimizer_state))
+  except api.INTEROP_ERRORS as e:
+    raise UserError(str(e)) from None
+  return 0
+
+
+def _export(args, overrides) -> int:
+  _quiet_logs()
+  from mvae_jax.interop import api  # noqa: PLC0415
+  try:
+    print(api.export_command(args.checkpoint or args.workdir, args.format, args.out,
+                             quantize=args.quantize or None,
+                             optimizer_state=args.optimizer_state))
+  except api.INTEROP_ERRORS as e:
+    raise UserError(str(e)) from None
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="mvae", description="MusicVAE in JAX/Flax.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +328,41 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--steps", type=int, default=1500, help="training steps")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
+  # --- interchange (mvae_jax/interop; docs/interop.md) ---
+  p = sub.add_parser(
+      "import", help="a Magenta TF checkpoint -> a training workdir",
+      description="Reads a Magenta MusicVAE checkpoint (model.ckpt-N.index + .data-*, the folder "
+      "holding them, or a released .tar) without TensorFlow, checks every variable against the "
+      "config by name and shape, and writes a workdir that sample, interpolate, attributes, eval, "
+      "export and train (fine-tuning) accept.",
+      epilog="Override any config key with --config.KEY=VALUE (e.g. a model size).")
+  p.add_argument("checkpoint", help="model.ckpt-N (prefix, .index or .data file), folder, or .tar")
+  p.add_argument("--config", default="", help="experiment name or path the checkpoint was trained "
+                 "with (e.g. cat-mel_2bar_big)")
+  p.add_argument("--workdir", required=True, help="new (or empty) folder to write")
+  p.add_argument("--reset_step", action="store_true",
+                 help="start at step 0 (fine-tuning restarts the schedules); default: keep the "
+                 "checkpoint's global_step")
+  p.add_argument("--optimizer_state", action="store_true",
+                 help="also import Adam's slots (moments and count); default: a fresh optimizer")
+  p.set_defaults(func=_import)
+  p = sub.add_parser(
+      "export", help="a trained model -> magenta.js, a Magenta TF checkpoint, or a bundle",
+      description="Writes a trained model for another tool. magenta-js: config.json, "
+      "weights_manifest.json and <= 4 MB shards that @magenta/music's MusicVAE(url) loads (flat "
+      "2-bar models with one encoder layer, and hier-* models). magenta-tf: model.ckpt-STEP that "
+      "Magenta's code restores. bundle: parameters, config and converter settings only, for "
+      "TrainedModel.load and the CLI.")
+  p.add_argument("out", help="new (or empty) folder to write")
+  p.add_argument("--format", required=True, choices=["magenta-js", "magenta-tf", "bundle"])
+  p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint) or bundle")
+  p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
+  p.add_argument("--quantize", default="", choices=["", "uint8", "uint16", "float16"],
+                 help="magenta-js: store weights quantized (smaller, outputs change; default "
+                 "float32)")
+  p.add_argument("--optimizer_state", action="store_true",
+                 help="magenta-tf: also write Adam's slots, so Magenta can resume training")
+  p.set_defaults(func=_export)
   return parser
 
 
