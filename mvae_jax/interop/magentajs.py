@@ -49,7 +49,8 @@ def check_structure(cfg, conv) -> None:
   if len(enc) != 1:
     what = "each hierarchical encoder level" if m.encoder == "hierarchical" else "the encoder"
     consequence = ("it would ignore the extra layers silently and give a wrong mu"
-                   if m.encoder == "hierarchical" else "it refuses more")
+                   if m.encoder == "hierarchical" else
+                   "it stops with 'Only single-layer bidirectional encoders are supported'")
     raise MagentaJsError(f"{name}: magenta.js supports one bidirectional LSTM layer in {what}, "
                          f"this model has {len(enc)} ({consequence})")
   if m.decoder == "flat" and conv.kind == "trio":

@@ -47,6 +47,9 @@ def staged(path: str, what: str = "--workdir"):
     yield tmp
     if os.path.isdir(path):
       os.rmdir(path)  # empty (checked above)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the result should not be
     os.rename(tmp, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
