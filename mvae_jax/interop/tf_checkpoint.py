@@ -320,7 +320,10 @@ def resolve(path: str, scratch: str | None = None) -> str:
             r"\.(index|data-\d+-of-\d+)$|(^|/)checkpoint$", m.name)]
         if not any(m.name.endswith(".index") for m in members):
           raise CheckpointError(f"{path}: the archive holds no TensorFlow checkpoint (*.index)")
-        tar.extractall(scratch, members=members, filter="data")
+        for m in members:  # plain files under scratch only (no absolute paths, no '..')
+          if os.path.isabs(m.name) or ".." in m.name.split("/"):
+            raise CheckpointError(f"{path}: unsafe member path {m.name!r} in the archive")
+        tar.extractall(scratch, members=members)
     except (tarfile.TarError, OSError, EOFError) as e:
       raise CheckpointError(f"{path}: cannot read the archive ({e})") from None
     found = sorted(glob.glob(os.path.join(scratch, "**", "*.index"), recursive=True))
