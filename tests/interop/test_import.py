@@ -225,3 +225,36 @@ def test_tar_optimizer_state_eval_finetune_and_client(fixture_dataset, data_dir,
                            "--reset_step")
   assert code == 0 and "written at step 0" in out, err
   assert generate.TrainedModel.load(str(tmp_path / "w0")).step == 0
+
+
+def test_large_tables_round_trip(tmp_path):
+  """Many variables: the index spans several 256 KiB blocks (separator keys, restarts); plus the
+  dtypes Magenta uses (float32, int64 scalar) and an empty tensor."""
+  rng = np.random.default_rng(0)
+  tensors = {f"scope_{i % 7}/{rng.bytes(24).hex()}/var_{i:05d}/kernel":
+             rng.standard_normal((i % 5, 3)).astype(np.float32) for i in range(12000)}
+  tensors["global_step"] = np.asarray(123456789012, np.int64)
+  files = tfc.write(str(tmp_path / "model.ckpt-7"), tensors)
+  assert os.path.getsize(tmp_path / "model.ckpt-7.index") > 3 * 262144
+  r = tfc.Reader(str(tmp_path))
+  assert r.prefix.endswith("model.ckpt-7") and len(files) == 3
+  back = r.read_all()
+  assert back.keys() == tensors.keys()
+  for k, v in tensors.items():
+    assert back[k].dtype == v.dtype and back[k].shape == v.shape
+    np.testing.assert_array_equal(back[k], v)
+
+
+def test_tensorflow_reads_our_checkpoints(tmp_path):
+  """Cross-check with TensorFlow itself when it is installed (optional; not a dependency)."""
+  tf = pytest.importorskip("tensorflow")
+  values = tfc.Reader(os.path.join(H.CHECKPOINTS, "hierdec-trio_16bar_tiny")).read_all()
+  rng = np.random.default_rng(1)
+  values |= {f"extra/{rng.bytes(24).hex()}/v{i:05d}": rng.standard_normal(i % 4).astype(np.float32)
+             for i in range(12000)}  # an index of several blocks
+  tfc.write(str(tmp_path / "model.ckpt-1000"), values)
+  reader = tf.train.load_checkpoint(str(tmp_path))
+  shapes = reader.get_variable_to_shape_map()
+  assert set(shapes) == set(values)
+  for k, v in values.items():
+    np.testing.assert_array_equal(reader.get_tensor(k), v)
