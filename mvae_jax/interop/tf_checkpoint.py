@@ -45,7 +45,7 @@ class CheckpointError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Entry:
   name: str
-  dtype: np.dtype
+  dtype: np.dtype | None  # None: a dtype this reader does not support (e.g. strings)
   shape: tuple[int, ...]
   shard_id: int
   offset: int
@@ -129,9 +129,9 @@ def _parse_entry(name: str, buf: bytes) -> Entry:
       crc = val
     elif num == 7:
       raise CheckpointError(f"variable {name}: partitioned (sliced) variables are not supported")
-  if dtype_code not in DTYPES:
-    raise CheckpointError(f"variable {name}: TensorFlow dtype {dtype_code} is not supported")
-  return Entry(name, np.dtype(DTYPES[dtype_code]), tuple(shape), shard, offset, size, unmask(crc))
+  # An unsupported dtype (e.g. the string object graph of TF2 checkpoints) fails when read.
+  dtype = np.dtype(DTYPES[dtype_code]) if dtype_code in DTYPES else None
+  return Entry(name, dtype, tuple(shape), shard, offset, size, unmask(crc))
 
 
 def _encode_entry(e: Entry) -> bytes:
@@ -377,6 +377,9 @@ class Reader:
 
   def read(self, name: str, verify: bool = True) -> np.ndarray:
     e = self.entries[name]
+    if e.dtype is None:
+      raise CheckpointError(f"{self.index_path}: variable {name} has a dtype this reader does not "
+                            "support (only numeric tensors)")
     shard = self._shard(e.shard_id)
     want = int(np.prod(e.shape, dtype=np.int64)) * e.dtype.itemsize
     if e.size != want:
