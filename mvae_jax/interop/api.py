@@ -18,8 +18,8 @@ INTEROP_ERRORS = (MagentaImportError, CheckpointError, WorkdirError, ExportError
 
 
 def human(n: int) -> str:
-  for unit in ("B", "KB", "MB", "GB"):
-    if n < 1024 or unit == "GB":
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if n < 1024 or unit == "GiB":
       return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
     n /= 1024
   return str(n)

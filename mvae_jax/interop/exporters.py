@@ -6,7 +6,6 @@ OUT that is renamed into place: a refused or failed export leaves nothing at OUT
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np

@@ -35,7 +35,7 @@ class MagentaJsError(ValueError):
 def check_structure(cfg, conv) -> None:
   """Raises MagentaJsError when magenta.js 1.23 would not build this model correctly."""
   m = cfg.model
-  enc, dec = list(m.enc_rnn_size), list(m.dec_rnn_size)
+  enc = list(m.enc_rnn_size)
   name = cfg.name
   if conv.kind not in ("melody", "drums", "trio"):
     raise MagentaJsError(f"{name}: converter {conv.kind!r} has no magenta.js counterpart")

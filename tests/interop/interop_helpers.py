@@ -106,7 +106,7 @@ def agrees(a: dict) -> bool:
   return a["error"] is None and a["mu_err"] <= MU_TOL and a["tokens_equal"] == 1.0
 
 
-def ours_for(model: generate.TrainedModel, labels: np.ndarray, z: np.ndarray) -> dict:
+def ours_for(model, labels: np.ndarray, z: np.ndarray) -> dict:
   _, mu, _ = model.encode_labels(labels)
   return {"mu": mu, "tokens": model.decode_labels(z, temperature=0.0),
           "inputs": np.asarray(model.conv.labels_to_inputs(labels, np), np.float32)}

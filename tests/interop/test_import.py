@@ -169,7 +169,7 @@ def test_tar_optimizer_state_eval_finetune_and_client(fixture_dataset, data_dir,
   with tarfile.open(tar, "w") as t:
     for f in ("model.ckpt-1000.index", "model.ckpt-1000.data-00000-of-00001"):
       t.add(os.path.join(H.CHECKPOINTS, "cat-mel_2bar_tiny", f), arcname=f"cat-mel_2bar_tiny/{f}")
-  data = [f"--config.data.dataset=midi_dir", f"--config.data.midi_dir={FIXTURE_MIDI}",
+  data = ["--config.data.dataset=midi_dir", f"--config.data.midi_dir={FIXTURE_MIDI}",
           f"--config.data.data_dir={data_dir}", "--config.data.eval_split=train",
           "--config.train.batch_size=8", "--config.train.eval_batches=1"]
   cfg_args = ["--config", "cat-mel_2bar_small", *H.overrides("cat-mel_2bar_tiny"), *data]
