@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="training steps (default: the demo-mel_2bar config's, 1500)")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
+  # --- interchange: mvae import / mvae export (mvae_jax/interop, docs/interop.md) ---
+  from mvae_jax.interop import commands  # noqa: PLC0415
+  commands.add_parsers(sub, load_config, UserError)
   return parser
 
 
