@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import difflib
 import json
 import os
 import sys
@@ -45,55 +43,13 @@ def _prepare(args) -> int:
   return 0
 
 
-def _parse_value(text: str, current):
-  """`text` as the type of the config's current value (bool, int, float, str, list)."""
-  if isinstance(current, bool):
-    if text.lower() in ("1", "true", "yes"):
-      return True
-    if text.lower() in ("0", "false", "no"):
-      return False
-    raise ValueError(f"expected true/false, got {text!r}")
-  if isinstance(current, int):
-    return int(text)
-  if isinstance(current, float):
-    return float(text)
-  if isinstance(current, (list, tuple)):
-    value = ast.literal_eval(text)
-    if not isinstance(value, (list, tuple)):
-      raise ValueError(f"expected a list like [1, 2], got {text!r}")
-    return list(value)
-  return text
-
-
 def load_config(spec: str, overrides: list[str]):
-  """A locked config with `--config.a.b=value` overrides applied; UserError on any mistake."""
-  from mvae_jax.experiments import common  # noqa: PLC0415
-
-  if not spec:
-    raise UserError("--config is required: an experiment name (e.g. cat-mel_2bar_small_tiny) "
-                    "or a path (experiments/cat-mel_2bar_small_tiny.py)")
+  """`config.load`, its errors as UserError."""
+  from mvae_jax import config  # noqa: PLC0415
   try:
-    cfg = common.load(spec)
-  except FileNotFoundError as e:
-    raise UserError(f"--config {e}") from None
-  for item in overrides:
-    if not item.startswith("--config.") or "=" not in item:
-      raise UserError(f"{item}: unknown flag; overrides look like --config.train.batch_size=64")
-    key, text = item[len("--config."):].split("=", 1)
-    node, parts = cfg, key.split(".")
-    for part in parts[:-1]:
-      if part not in node:
-        raise UserError(f"--config.{key}: unknown config key {part!r}; see {spec}")
-      node = node[part]
-    if parts[-1] not in node:
-      close = difflib.get_close_matches(parts[-1], list(node.keys()), n=1)
-      hint = f" (did you mean {'.'.join(parts[:-1] + close)}?)" if close else ""
-      raise UserError(f"--config.{key}: unknown config key{hint}")
-    try:
-      node[parts[-1]] = _parse_value(text, node[parts[-1]])
-    except (ValueError, SyntaxError, TypeError) as e:
-      raise UserError(f"--config.{key}={text}: {e}") from None
-  return cfg
+    return config.load(spec, overrides)
+  except config.ConfigError as e:
+    raise UserError(str(e)) from None
 
 
 def _quiet_logs():
@@ -133,6 +89,9 @@ def _eval(args, overrides) -> int:
 
 
 def _load_model(args):
+  if not (args.workdir or args.checkpoint):
+    raise UserError("give --workdir DIR (the workdir of `mvae train`) or --checkpoint "
+                    "DIR/checkpoints/STEP")
   _quiet_logs()
   from mvae_jax import generate  # noqa: PLC0415
   try:
@@ -157,7 +116,7 @@ def _write(model, seqs, out: str, mode: str, strip: bool = False, titles=None) -
   return paths + [png]
 
 
-def _sample(args, overrides) -> int:
+def _sample(args) -> int:
   model = _load_model(args)
   seqs = model.sample(args.num, temperature=args.temperature, seed=args.seed)
   files = _write(model, seqs, args.out, "sample")
@@ -165,7 +124,7 @@ def _sample(args, overrides) -> int:
   return 0
 
 
-def _interpolate(args, overrides) -> int:
+def _interpolate(args) -> int:
   from mvae_jax import generate  # noqa: PLC0415
   from mvae_jax.music import io  # noqa: PLC0415
 
@@ -182,7 +141,7 @@ def _interpolate(args, overrides) -> int:
   return 0
 
 
-def _attributes(args, overrides) -> int:
+def _attributes(args) -> int:
   from mvae_jax import data as data_lib  # noqa: PLC0415
   from mvae_jax import generate  # noqa: PLC0415
   from mvae_jax.music import attributes, io  # noqa: PLC0415
@@ -215,7 +174,8 @@ def _attributes(args, overrides) -> int:
         print(f"| {name} | " + " | ".join(f"{x:+.2f}" for x in row) + " |")
       return 0
     if not os.path.exists(vec_path):
-      raise UserError(f"{vec_path} missing: run mvae attributes compute --workdir {args.workdir}")
+      raise UserError(f"{vec_path} missing: run `mvae attributes compute --workdir "
+                      f"{model.workdir}` first")
     if args.attribute not in attributes.NAMES:
       raise UserError(f"--attribute {args.attribute!r}: choose one of {', '.join(attributes.NAMES)}")
     if not args.input_midi:
@@ -224,7 +184,8 @@ def _attributes(args, overrides) -> int:
     ns = io.read_midi(args.input_midi)
     scales = [-args.scale, 0.0, args.scale]
     seqs = [model.apply_attribute([ns], vectors[attributes.NAMES.index(args.attribute)], k,
-                                  window=args.window)[0] for k in scales]
+                                  window=args.window, temperature=args.temperature,
+                                  seed=args.seed)[0] for k in scales]
     files = _write(model, seqs, args.out, f"attribute_{args.attribute}",
                    titles=[f"{args.attribute} {k:+g}" for k in scales])
     print(f"wrote {args.attribute} at scales {scales}: {files[-1]}")
@@ -233,7 +194,7 @@ def _attributes(args, overrides) -> int:
   return 0
 
 
-def _demo(args, overrides) -> int:
+def _demo(args) -> int:
   from mvae_jax import demo  # noqa: PLC0415
   _quiet_logs()
   try:
@@ -241,6 +202,18 @@ def _demo(args, overrides) -> int:
   except ValueError as e:
     raise UserError(str(e)) from None
   return 0
+
+
+def _at_least(low: float, kind=int):
+  def parse(text: str):
+    try:
+      value = kind(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < low:
+      raise argparse.ArgumentTypeError(f"{text} is below {low:g}; use {low:g} or more")
+    return value
+  return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--data_dir", default=None,
                  help="where prepared data sets live (default $MVAE_DATA_DIR or ~/mvae_data)")
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")
-  p.add_argument("--workers", type=int, default=None, help="parser processes (default: cores)")
+  p.add_argument("--workers", type=_at_least(1), default=None,
+                 help="parser processes (default: cores)")
   p.set_defaults(func=_prepare)
   for name, func, helptext in (("train", _train, "train (or resume) a configuration"),
                                ("eval", _eval, "evaluate a checkpoint on held-out data")):
@@ -272,36 +246,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=helptext)
     p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint)")
     p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
-    p.add_argument("--num", type=int, default=8 if name == "sample" else 7,
-                   help="samples, or interpolation steps including A and B")
-    p.add_argument("--temperature", type=float, default=0.5 if name == "sample" else 0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num", type=_at_least(1 if name == "sample" else 2),
+                   default=8 if name == "sample" else 7,
+                   help="samples" if name == "sample" else "interpolation steps including A and B")
+    p.add_argument("--temperature", type=_at_least(0.0, float),
+                   default=0.5 if name == "sample" else 0.0,
+                   help="sampling temperature (0: argmax)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of z and of sampling")
     p.add_argument("--out", default="mvae_out", help="folder for the MIDI files and PNG")
     if name == "interpolate":
       p.add_argument("--input_midi_1", required=True)
       p.add_argument("--input_midi_2", required=True)
-      p.add_argument("--window_1", type=int, default=0, help="which window of input 1")
-      p.add_argument("--window_2", type=int, default=0, help="which window of input 2")
+      p.add_argument("--window_1", type=_at_least(0), default=0, help="which window of input 1")
+      p.add_argument("--window_2", type=_at_least(0), default=0, help="which window of input 2")
       p.add_argument("--method", default="slerp", choices=["slerp", "linear"])
     p.set_defaults(func=func)
   p = sub.add_parser("attributes", help="attribute vectors: compute them, or apply one")
   p.add_argument("action", choices=["compute", "apply"])
-  p.add_argument("--workdir", default="")
-  p.add_argument("--checkpoint", default="")
+  p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint)")
+  p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
   p.add_argument("--split", default="validation", help="compute: the windows to use")
-  p.add_argument("--num", type=int, default=2000, help="compute: windows (half derive, half test)")
+  p.add_argument("--num", type=_at_least(8), default=2000,
+                 help="compute: windows (half derive, half test)")
   p.add_argument("--attribute", default="note_density", help="apply: which vector")
   p.add_argument("--scale", type=float, default=1.0, help="k in z + k * vector")
   p.add_argument("--input_midi", default="", help="apply: the melody to change")
-  p.add_argument("--window", type=int, default=0)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--temperature", type=float, default=0.0)
-  p.add_argument("--out", default="mvae_out")
+  p.add_argument("--window", type=_at_least(0), default=0,
+                 help="apply: which window of --input_midi")
+  p.add_argument("--seed", type=int, default=0,
+                 help="compute: which windows; apply: sampling seed")
+  p.add_argument("--temperature", type=_at_least(0.0, float), default=0.0,
+                 help="apply: sampling temperature of the outputs (0: argmax)")
+  p.add_argument("--out", default="mvae_out", help="apply: folder for the MIDI files and PNG")
   p.set_defaults(func=_attributes)
   p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
-  p.add_argument("--steps", type=int, default=1500, help="training steps")
+  p.add_argument("--steps", type=_at_least(1), default=1500, help="training steps")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
   return parser
@@ -309,12 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
-  overrides = [a for a in argv if a.startswith("--config.")]
-  args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+  parser = build_parser()
+  args, extra = parser.parse_known_args(argv)
+  takes_overrides = args.command in ("train", "eval")
+  if extra and not (takes_overrides and extra[0].startswith(("--config.", "--noconfig."))):
+    hint = ""
+    if any(a.startswith(("--config.", "--noconfig.")) for a in extra):
+      hint = (f"; {args.command} reads the config saved in its --workdir, overrides "
+              "(--config.KEY=VALUE) apply to train and eval")
+    parser.exit(2, f"mvae {args.command}: error: unrecognized arguments: {' '.join(extra)}"
+                   f"{hint}\n")
   try:
-    if args.func is _prepare:
-      return args.func(args)
-    return args.func(args, overrides)
+    if takes_overrides:
+      return args.func(args, extra)
+    return args.func(args)
   except UserError as e:
     print(f"mvae {args.command}: error: {e}", file=sys.stderr)
     return 2

@@ -28,7 +28,7 @@ def in_one_key(ns) -> bool:
 
 
 def run(workdir: str, out: str, steps: int = 1500, data_dir: str | None = None) -> dict:
-  from mvae_jax import cli, datasets, generate  # noqa: PLC0415
+  from mvae_jax import config, datasets, generate  # noqa: PLC0415
   from mvae_jax import data as data_lib  # noqa: PLC0415
   from mvae_jax.music import plot  # noqa: PLC0415
   from mvae_jax.music._note_seq import midi_io  # noqa: PLC0415
@@ -45,7 +45,7 @@ def run(workdir: str, out: str, steps: int = 1500, data_dir: str | None = None) 
                "--config.train.checkpoint_every_steps=500"]
   if data_dir:
     overrides.append(f"--config.data.data_dir={data_dir}")
-  cfg = cli.load_config("cat-mel_2bar_small_tiny", overrides)
+  cfg = config.load("cat-mel_2bar_small_tiny", overrides)
   last = loop.train(cfg, workdir)
   print(f"    step {last['step']}: train loss {last.get('train/loss', float('nan')):.2f}", flush=True)
 

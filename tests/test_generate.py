@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURE_MIDI
-from mvae_jax import cli, generate
+from mvae_jax import config, generate
 from mvae_jax.music import attributes, converters, io
 from mvae_jax.train import loop
 
@@ -22,7 +22,7 @@ DRUMS = os.path.join(FIXTURE_MIDI, "freedoom", "fd1_D_E1M1.mid")
 @pytest.fixture(scope="module")
 def trained(fixture_dataset, data_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("gen") / "run")
-  cfg = cli.load_config("cat-mel_2bar_small_tiny", [
+  cfg = config.load("cat-mel_2bar_small_tiny", [
       "--config.data.dataset=midi_dir", f"--config.data.midi_dir={FIXTURE_MIDI}",
       f"--config.data.data_dir={data_dir}", "--config.data.eval_split=train",
       "--config.train.batch_size=16", "--config.train.num_steps=40",

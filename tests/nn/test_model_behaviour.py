@@ -10,7 +10,7 @@ import pytest
 from mvae_jax.experiments import common
 from mvae_jax.music import converters
 from mvae_jax.nn import vae
-from mvae_jax.train import build
+from mvae_jax import model as build
 
 
 def small(decoder="flat", name="mel_16bar", core_per_stream=False, encoder="bidirectional"):

@@ -10,13 +10,14 @@ import pytest
 
 from mvae_jax import data
 from mvae_jax.experiments import common
-from mvae_jax.train import build, steps
+from mvae_jax import model as build
+from mvae_jax.train import steps
 
 
 def train(cfg, data_dir, num_steps, seed=0):
   conv = build.converter_of(cfg)
   model = build.model_of(cfg, conv)
-  sc = build.step_config_of(cfg, conv)
+  sc = steps.step_config_of(cfg, conv)
   tx = steps.make_optimizer(sc)
   state = steps.TrainState.create(build.init_params(model, conv, jax.random.key(seed)), tx)
   windows = data.load_windows(cfg.data.dataset, "train", cfg.data.converter, data_dir=data_dir)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURE_MIDI
-from mvae_jax import cli
+from mvae_jax import checkpoints, config
 from mvae_jax.experiments import common
 from mvae_jax.train import loop, sharding
 
@@ -27,7 +27,7 @@ def tiny_overrides(data_dir):
 
 
 def tiny_config(data_dir):
-  return cli.load_config("cat-mel_2bar_small_tiny", tiny_overrides(data_dir))
+  return config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir))
 
 
 def test_sharded_step_equals_one_device(fixture_dataset, data_dir):
@@ -116,7 +116,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
                     f"--config.data.data_dir={tmp_path / 'none'}")
   assert code == 2 and "mvae prepare folk_melodies" in lines[0]
   cfg = common.load("cat-mel_2bar_small_tiny")
-  loop.write_config(cfg, str(tmp_path))
+  checkpoints.write_config(cfg, str(tmp_path))
   cfg.unlock()
   cfg.model.z_size = 64
   with pytest.raises(loop.TrainError) as e:
@@ -125,7 +125,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
 
 
 def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
-  cfg = cli.load_config("cat-mel_2bar_small_tiny",
+  cfg = config.load("cat-mel_2bar_small_tiny",
                         tiny_overrides(data_dir) + ["--config.train.compute_dtype=bfloat16"])
   run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
   it = run.train_iterator(run.windows("train"))
