@@ -12,13 +12,14 @@ optimizer state is ever read or held for them.
 
 from __future__ import annotations
 
-import json
 import os
 
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from mvae_jax import config as config_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -57,27 +58,17 @@ def write_config(cfg, workdir: str) -> None:
 
 
 def read_config_dict(workdir: str) -> dict | None:
-  """The saved config as plain JSON (None when there is none); CheckpointError when corrupt."""
+  """The saved config as plain JSON (None when there is none); ConfigError when corrupt."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise CheckpointError(f"{path} is not valid JSON ({e}); restore it from the run's copy or "
-                          "train in a new --workdir") from None
+  return config_lib.read_json(path) if os.path.exists(path) else None
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a workdir was trained with, locked."""
-  d = read_config_dict(workdir)
-  if d is None:
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
     raise CheckpointError(f"{workdir}: not a training workdir (no {CONFIG_FILE}); give the "
                           "--workdir of a `mvae train` run")
-  cfg = ml_collections.ConfigDict(d)
-  cfg.lock()
-  return cfg
+  return config_lib.load(os.path.join(workdir, CONFIG_FILE))
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -124,23 +115,40 @@ def pick_step(workdir: str, step: int | None = None) -> int:
   return step
 
 
+def _mismatch(stored: dict, abstract) -> str | None:
+  """The first difference between a checkpoint's `params` metadata and the model's, or None."""
+  flat = lambda t: {"".join(f"/{getattr(p, 'key', p)}" for p in k): v  # noqa: E731
+                    for k, v in jax.tree_util.tree_flatten_with_path(t)[0]}
+  have, want = flat(stored), flat(abstract)
+  for k in sorted(set(have) | set(want)):
+    if k not in have:
+      return f"params{k} is missing from the checkpoint"
+    if k not in want:
+      return f"params{k} is in the checkpoint but not in this model"
+    if tuple(have[k].shape) != tuple(want[k].shape):
+      return f"params{k} has shape {tuple(have[k].shape)} there, {tuple(want[k].shape)} here"
+  return None
+
+
 def restore_params(workdir: str, abstract_params, step: int | None = None):
   """The parameters alone of checkpoint `step` (default: latest) -> (params, step).
 
   abstract_params: `jax.ShapeDtypeStruct`s with shardings (where each array lands). Only the
-  `params` subtree of the state item is read. MismatchError when the shapes do not fit.
+  `params` subtree of the state item is read. MismatchError, before reading any array, when the
+  checkpoint's parameter names or shapes differ from the model's.
   """
   step = pick_step(workdir, step)
   item = {"params": abstract_params}
   mngr = ocp.CheckpointManager(checkpoint_dir(workdir),
                                item_handlers={"state": ocp.PyTreeCheckpointHandler()})
   try:
+    stored = mngr.item_metadata(step)["state"]
+    problem = _mismatch(getattr(stored, "tree", stored)["params"], abstract_params)
+    if problem:
+      raise MismatchError(f"{workdir}: checkpoint {step} does not fit this model ({problem})")
     restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
         item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
         partial_restore=True)))
-  except (ValueError, KeyError, TypeError) as e:
-    raise MismatchError(f"{workdir}: checkpoint {step} does not fit this model "
-                        f"({str(e).strip().splitlines()[0][:100]})") from None
   finally:
     mngr.close()
   return restored["state"]["params"], step

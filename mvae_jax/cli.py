@@ -43,7 +43,7 @@ def _prepare(args) -> int:
   return 0
 
 
-def load_config(spec: str, overrides: list[str]):
+def _load_config(spec: str, overrides: list[str]):
   """`config.load`, its errors as UserError."""
   from mvae_jax import config  # noqa: PLC0415
   try:
@@ -58,7 +58,7 @@ def _quiet_logs():
 
 
 def _train(args, overrides) -> int:
-  cfg = load_config(args.config, overrides)
+  cfg = _load_config(args.config, overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop, sharding  # noqa: PLC0415
@@ -75,7 +75,7 @@ def _train(args, overrides) -> int:
 
 
 def _eval(args, overrides) -> int:
-  cfg = load_config(args.config, overrides)
+  cfg = _load_config(args.config, overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop  # noqa: PLC0415

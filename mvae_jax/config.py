@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
+import os
 import re
 from typing import Sequence
 
@@ -83,9 +85,9 @@ def _check_keys(cfg, argv: Sequence[str], spec: str) -> None:
     key = m.group(1)
     if key not in valid and key not in sections:
       close = closest_key(key, valid)
-      hint = f" (did you mean {close}? i.e. --config.{close})" if close else ""
-      raise ConfigError(f"--config.{key}: unknown config key{hint}; the keys are in "
-                        f"{common.path_of(spec)}")
+      hint = f" (did you mean {close}, i.e. --config.{close}?)" if close else ""
+      raise ConfigError(f"--config.{key}: unknown config key{hint}; every key is declared in "
+                        f"{os.path.join(common.HERE, 'common.py')}")
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, argv: Sequence[str],
@@ -107,12 +109,28 @@ def apply_overrides(cfg: ml_collections.ConfigDict, argv: Sequence[str],
   return cfg
 
 
+def read_json(path: str) -> dict:
+  """A saved config (a workdir's config.json) as plain JSON; ConfigError naming the file."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except OSError as e:
+    raise ConfigError(f"{path}: {e.strerror}") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{path} is not valid JSON ({e}); restore it from the run's copy or "
+                      "train in a new --workdir") from None
+
+
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """A locked config by experiment name (`cat-mel_2bar_small`) or path (`experiments/x.py`),
-  with `overrides` (command-line tokens) applied."""
+  """A locked config with `overrides` (command-line tokens) applied; `spec` is an experiment
+  name (`cat-mel_2bar_small`), its path (`experiments/x.py`) or a saved `WORKDIR/config.json`."""
   if not spec:
     raise ConfigError("--config is required: an experiment name (e.g. cat-mel_2bar_small_tiny) "
                       "or a path (experiments/cat-mel_2bar_small_tiny.py)")
+  if spec.endswith(".json"):
+    cfg = ml_collections.ConfigDict(read_json(os.path.expanduser(spec)))
+    cfg.lock()
+    return apply_overrides(cfg, overrides, spec)
   try:
     cfg = common.load(spec)
   except FileNotFoundError as e:
@@ -120,4 +138,4 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   return apply_overrides(cfg, overrides, spec)
 
 
-__all__ = ["load", "apply_overrides", "keys", "closest_key", "ConfigError"]
+__all__ = ["load", "apply_overrides", "read_json", "keys", "closest_key", "ConfigError"]

@@ -64,7 +64,7 @@ def check_workdir(cfg, workdir: str) -> None:
   new = _flat(json.loads(cfg.to_json()))
   try:
     saved = checkpoints.read_config_dict(workdir)
-  except checkpoints.CheckpointError as e:
+  except ValueError as e:  # config.json unreadable
     raise TrainError(str(e)) from None
   if saved is not None:
     old = _flat(saved)
@@ -269,9 +269,9 @@ def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None =
   try:
     return checkpoints.restore_params(workdir, run.abstract_state.params, step)
   except checkpoints.MismatchError as e:
-    raise TrainError(f"{e}; pass the --config it was trained with (see "
-                     f"{os.path.join(workdir, checkpoints.CONFIG_FILE)})") from None
-  except checkpoints.CheckpointError as e:
+    raise TrainError(f"{e}; pass the config it was trained with: --config "
+                     f"{os.path.join(workdir, checkpoints.CONFIG_FILE)}") from None
+  except (checkpoints.CheckpointError, ValueError) as e:
     raise TrainError(str(e)) from None
 
 
