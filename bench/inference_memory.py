@@ -5,7 +5,8 @@
 Writes a workdir holding the config and one checkpoint of the *training* state (parameters and
 Adam's two moments, as `mvae train` saves it) unless DIR already has one, then, in a fresh
 process, loads it with `generate.TrainedModel.load` and prints the peak resident set size after
-the imports and after loading (and after one sample with --sample). A figure to read, not a test.
+the imports and after loading (and after one sample with --sample), and the current one.
+A figure to read, not a test.
 """
 
 from __future__ import annotations
@@ -33,19 +34,20 @@ mngr.close()
 
 LOAD = """
 import resource, sys
-def peak():
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+def peak():  # peak and current resident set size, MiB (Linux)
+  now = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
+  return f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB, now {now:.0f}"
 import jax, jax.numpy as jnp
 jax.block_until_ready(jnp.zeros(1) + 1)  # the runtime up
 from mvae_jax import generate
-print(f"after imports: {peak():.0f} MiB", flush=True)
+print(f"after imports: {peak()}", flush=True)
 model = generate.TrainedModel.load(sys.argv[1], batch_size=1)
 n = sum(x.size for x in jax.tree.leaves(model.params))
 print(f"after loading ({n / 1e6:.1f}M parameters, {4 * n / 2**20:.0f} MiB float32): "
-      f"{peak():.0f} MiB", flush=True)
+      f"{peak()}", flush=True)
 if sys.argv[2] == "1":
   model.sample(1, 0.5, seed=0)
-  print(f"after one sample: {peak():.0f} MiB", flush=True)
+  print(f"after one sample: {peak()}", flush=True)
 """
 
 
