@@ -5,7 +5,12 @@
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
   mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
   mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
+  mvae attributes compute|apply --workdir DIR [...]
   mvae demo [--steps 1500] [--out mvae_demo]
+
+Configs load through `mvae_jax.config.load` (NAME_OR_PATH may also be a workdir's config.json);
+overrides follow ml_collections' config_flags: `--config.key=value` or `--config.key value`.
+sample, interpolate and attributes read the config saved in --workdir (or --checkpoint's).
 """
 
 from __future__ import annotations

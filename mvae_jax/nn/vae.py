@@ -66,7 +66,8 @@ class _HierarchicalScope(nn.Module):
 
 
 class MusicVAE(nn.Module):
-  """The model. Methods: `encode`, `teacher_logits`, `scheduled_logits`, `sample`, `__call__`.
+  """The model. Methods: `encode`, `__call__` (the forward pass), and the decoding modes
+  `teacher_logits`, `scheduled_logits`, `sample`, each written once over `segments`.
 
   encoder: 'bidirectional' | 'hierarchical'; decoder: 'flat' | 'hierarchical';
   stream_depths: output depth per stream ((90,), (512,), (90, 90, 512));
@@ -109,10 +110,8 @@ class MusicVAE(nn.Module):
 
   def _cores(self):
     """[(CoreWeights, stream indices, depths)]: one core, or one per stream (trio)."""
-    if self.decoder_type == "flat":
-      return [(self.decoder(), list(range(len(self.stream_depths))), tuple(self.stream_depths))]
-    cores = self.core_decoder()
-    if self.core_per_stream:
+    cores = [self.decoder()] if self.decoder_type == "flat" else self.core_decoder()
+    if len(cores) > 1:
       return [(w, [k], (d,)) for k, (w, d) in enumerate(zip(cores, self.stream_depths))]
     return [(cores[0], list(range(len(self.stream_depths))), tuple(self.stream_depths))]
 
@@ -130,11 +129,11 @@ class MusicVAE(nn.Module):
     """
     if self.decoder_type == "flat":
       if steps is None:
-        raise ValueError("sample: a flat decoder needs `length` (steps)")
+        raise ValueError("a flat decoder needs the number of steps to decode (`length`)")
       return z[:, None]
     u, l = self.level_lengths
     if steps not in (None, u * l):
-      raise ValueError(f"sample: this hierarchical decoder makes {u * l} steps, not {steps}")
+      raise ValueError(f"this hierarchical decoder makes {u * l} steps, not {steps}")
     return self.conductor(z)
 
   # --- API ------------------------------------------------------------------------------------
