@@ -4,13 +4,9 @@
   mvae train --config NAME_OR_PATH [--config.key=value ...] --workdir DIR
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
   mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
-  mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
   mvae attributes compute|apply --workdir DIR [...]
+  mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
   mvae demo [--steps 1500] [--out mvae_demo]
-
-Configs load through `mvae_jax.config.load` (NAME_OR_PATH may also be a workdir's config.json);
-overrides follow ml_collections' config_flags: `--config.key=value` or `--config.key value`.
-sample, interpolate and attributes read the config saved in --workdir (or --checkpoint's).
 """
 
 from __future__ import annotations
@@ -49,7 +45,11 @@ def _prepare(args) -> int:
 
 
 def _load_config(spec: str, overrides: list[str]):
-  """`config.load`, its errors as UserError."""
+  """`config.load` (NAME_OR_PATH, or a workdir's config.json; overrides in ml_collections'
+  config_flags conventions: `--config.key=value` or `--config.key value`), errors as UserError.
+
+  sample, interpolate and attributes take no overrides: they read the config in --workdir.
+  """
   from mvae_jax import config  # noqa: PLC0415
   try:
     return config.load(spec, overrides)
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
-  p.add_argument("--steps", type=_at_least(1), default=1500, help="training steps")
+  p.add_argument("--steps", type=int, default=1500, help="training steps")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
   return parser
