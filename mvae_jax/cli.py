@@ -236,12 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
                                ("eval", _eval, "evaluate a checkpoint on held-out data")):
     p = sub.add_parser(name, help=helptext,
                        epilog="Override any config key with --config.KEY=VALUE.")
-    p.add_argument("--config", default="", help="experiment name or path to its .py file")
+    p.add_argument("--config", default="",
+                   help="experiment name, path to its .py file, or a workdir's config.json")
     p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard logs, config")
     if name == "train":
       p.add_argument("--coordinator", default="", help="multi-host: jax.distributed address")
-      p.add_argument("--num_processes", type=int, default=0)
-      p.add_argument("--process_id", type=int, default=-1)
+      p.add_argument("--num_processes", type=int, default=0,
+                     help="multi-host: how many processes (0: detect, as on TPU pods and SLURM)")
+      p.add_argument("--process_id", type=int, default=-1,
+                     help="multi-host: this process's index (-1: detect)")
     else:
       p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
       p.add_argument("--split", default=None, help="data split (default: the config's)")
@@ -257,14 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_at_least(0.0, float),
                    default=0.5 if name == "sample" else 0.0,
                    help="sampling temperature (0: argmax)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of z and of sampling")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of z and of sampling" if name == "sample"
+                   else "random seed of sampling (temperature > 0)")
     p.add_argument("--out", default="mvae_out", help="folder for the MIDI files and PNG")
     if name == "interpolate":
-      p.add_argument("--input_midi_1", required=True)
-      p.add_argument("--input_midi_2", required=True)
+      p.add_argument("--input_midi_1", required=True, help="MIDI file A (the start)")
+      p.add_argument("--input_midi_2", required=True, help="MIDI file B (the end)")
       p.add_argument("--window_1", type=_at_least(0), default=0, help="which window of input 1")
       p.add_argument("--window_2", type=_at_least(0), default=0, help="which window of input 2")
-      p.add_argument("--method", default="slerp", choices=["slerp", "linear"])
+      p.add_argument("--method", default="slerp", choices=["slerp", "linear"],
+                     help="how to move from A's z to B's")
     p.set_defaults(func=func)
   p = sub.add_parser("attributes", help="attribute vectors: compute them, or apply one")
   p.add_argument("action", choices=["compute", "apply"])
