@@ -14,7 +14,6 @@ import pytest
 
 from conftest import FIXTURE_MIDI
 from mvae_jax import checkpoints, cli, config
-from mvae_jax.experiments import common
 from mvae_jax.train import loop, sharding
 
 
@@ -115,7 +114,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
   code, lines = run("train", "--config", "cat-mel_2bar_small_tiny", "--workdir", str(tmp_path),
                     f"--config.data.data_dir={tmp_path / 'none'}")
   assert code == 2 and "mvae prepare folk_melodies" in lines[0]
-  cfg = common.load("cat-mel_2bar_small_tiny")
+  cfg = config.load("cat-mel_2bar_small_tiny")
   checkpoints.write_config(cfg, str(tmp_path))
   cfg.unlock()
   cfg.model.z_size = 64
