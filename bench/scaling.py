@@ -33,7 +33,7 @@ def main():
   import numpy as np
   import orbax.checkpoint as ocp
 
-  from mvae_jax.experiments import common
+  from mvae_jax import config
   from mvae_jax.train import loop, sharding
 
   print(f"devices: {len(jax.devices())} x {jax.devices()[0].device_kind}, "
@@ -44,7 +44,7 @@ def main():
   for n in (1, 2, 4, 8):
     if n > len(jax.devices()):
       break
-    cfg = common.load(args.config)
+    cfg = config.load(args.config)
     cfg.unlock()
     cfg.train.batch_size = args.per_device_batch * n
     run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:n]))
@@ -87,9 +87,9 @@ def main():
     code = (
         "import sys, time, jax, numpy as np\n"
         "jax.distributed.initialize('localhost:12357', 2, int(sys.argv[1]))\n"
-        "from mvae_jax.experiments import common\n"
+        "from mvae_jax import config\n"
         "from mvae_jax.train import loop, sharding\n"
-        f"cfg = common.load({args.config!r}); cfg.unlock(); cfg.train.batch_size = "
+        f"cfg = config.load({args.config!r}); cfg.unlock(); cfg.train.batch_size = "
         f"{args.per_device_batch * 2}\n"
         "run = loop.Run(cfg); c = run.conv; b = run.local_batch\n"
         "rng = np.random.default_rng(int(sys.argv[1]))\n"

@@ -44,8 +44,9 @@ def main():
   ap.add_argument("--steps", type=int, default=20)
   args = ap.parse_args()
 
-  from mvae_jax.experiments import common
-  from mvae_jax.train import build, steps
+  from mvae_jax import config
+  from mvae_jax import model as build
+  from mvae_jax.train import steps
 
   dev = jax.devices()[0]
   peak = matmul_rate()
@@ -55,10 +56,10 @@ def main():
         "% of matmul rate |")
   print("|---|---|---|---|---|---|---|---|")
   for name in args.configs.split(","):
-    cfg = common.load(name)
+    cfg = config.load(name)
     conv = build.converter_of(cfg)
     model = build.model_of(cfg, conv)
-    sc = build.step_config_of(cfg, conv)
+    sc = steps.step_config_of(cfg, conv)
     tx = steps.make_optimizer(sc)
     b = args.batch_size or cfg.train.batch_size
     params = build.init_params(model, conv, jax.random.key(0))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from mvae_jax.datasets._base import (SPLITS, NoteSequenceBuilder, format_stats,  # noqa: F401
-                                     windows_path)
+from mvae_jax.datasets._base import SPLITS, NoteSequenceBuilder, format_stats  # noqa: F401
 from mvae_jax.datasets.folk_melodies import FolkMelodies
 from mvae_jax.datasets.game_midi import GameMidi
 from mvae_jax.datasets.midi_dir import MidiDir, MidiDirConfig
@@ -66,4 +65,4 @@ def prepare(name: str, data_dir: str | None = None, midi_dir: str | None = None,
 
 
 __all__ = ["BUILDERS", "SPLITS", "get_builder", "prepare", "prepare_command", "format_stats",
-           "default_data_dir", "windows_path", "MusicFileError"]
+           "default_data_dir", "NoteSequenceBuilder", "MusicFileError"]

@@ -179,16 +179,28 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
     super().download_and_prepare(*args, **kwargs)
     if built or self._stats is None:
       return
-    wdir = os.path.join(self.data_dir, WINDOWS_DIR)
-    os.makedirs(wdir, exist_ok=True)
     for split in SPLITS:
       for c in self.CONVERTERS:
-        write_windows(wdir, c, split, self._windows[split][c])
+        self.save_windows(c, split, self._windows[split][c])
     with open(os.path.join(self.data_dir, STATS_FILE), "w") as f:
       json.dump(self._stats, f, indent=1, sort_keys=True)
 
   def is_prepared(self) -> bool:
     return os.path.exists(os.path.join(self.data_dir, "dataset_info.json"))
+
+  def windows_file(self, converter_name: str, split: str,
+                   converter: conv_lib.Converter | None = None) -> str:
+    """The cache of a split's windows for a converter (`labels`, `piece`, `ids` in an .npz)."""
+    return windows_path(os.path.join(self.data_dir, WINDOWS_DIR), converter_name, split,
+                        converter)
+
+  def save_windows(self, converter_name: str, split: str,
+                   per_piece: list[tuple[str, np.ndarray]],
+                   converter: conv_lib.Converter | None = None) -> str:
+    """Writes that cache from (piece id, windows `[n, T, S]`) pairs; returns its path."""
+    wdir = os.path.join(self.data_dir, WINDOWS_DIR)
+    os.makedirs(wdir, exist_ok=True)
+    return write_windows(wdir, converter_name, split, per_piece, converter)
 
   def stats(self) -> dict:
     path = os.path.join(self.data_dir, STATS_FILE)

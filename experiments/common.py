@@ -74,14 +74,22 @@ def config(*, name: str, converter: str, dataset: str, encoder: str = "bidirecti
   return c
 
 
-def load(name_or_path: str) -> ml_collections.ConfigDict:
-  """A config by experiment name (`cat-mel_2bar_small`) or by path (`experiments/x.py`), locked."""
+def path_of(name_or_path: str) -> str:
+  """The file of an experiment name (`cat-mel_2bar_small`) or path (`experiments/x.py`)."""
   path = name_or_path
   if not path.endswith(".py"):
     path = os.path.join(HERE, f"{name_or_path}.py")
   if not os.path.exists(path):
     raise FileNotFoundError(f"config {name_or_path!r} not found; experiments are: "
                             f"{', '.join(names())}")
+  return path
+
+
+def load(name_or_path: str) -> ml_collections.ConfigDict:
+  """A config by experiment name (`cat-mel_2bar_small`) or by path (`experiments/x.py`), locked.
+
+  Plain loading; `mvae_jax.config.load` adds command-line overrides."""
+  path = path_of(name_or_path)
   spec = importlib.util.spec_from_file_location(f"mvae_experiment_{abs(hash(path))}", path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)

@@ -4,6 +4,7 @@
   mvae train --config NAME_OR_PATH [--config.key=value ...] --workdir DIR
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
   mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
+  mvae attributes compute|apply --workdir DIR [...]
   mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
   mvae demo [--steps N] [--out mvae_demo] [--workdir mvae_demo/run]
 """
@@ -11,8 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import difflib
 import json
 import os
 import sys
@@ -45,55 +44,17 @@ def _prepare(args) -> int:
   return 0
 
 
-def _parse_value(text: str, current):
-  """`text` as the type of the config's current value (bool, int, float, str, list)."""
-  if isinstance(current, bool):
-    if text.lower() in ("1", "true", "yes"):
-      return True
-    if text.lower() in ("0", "false", "no"):
-      return False
-    raise ValueError(f"expected true/false, got {text!r}")
-  if isinstance(current, int):
-    return int(text)
-  if isinstance(current, float):
-    return float(text)
-  if isinstance(current, (list, tuple)):
-    value = ast.literal_eval(text)
-    if not isinstance(value, (list, tuple)):
-      raise ValueError(f"expected a list like [1, 2], got {text!r}")
-    return list(value)
-  return text
+def _load_config(spec: str, overrides: list[str]):
+  """`config.load` (NAME_OR_PATH, or a workdir's config.json; overrides in ml_collections'
+  config_flags conventions: `--config.key=value` or `--config.key value`), errors as UserError.
 
-
-def load_config(spec: str, overrides: list[str]):
-  """A locked config with `--config.a.b=value` overrides applied; UserError on any mistake."""
-  from mvae_jax.experiments import common  # noqa: PLC0415
-
-  if not spec:
-    raise UserError("--config is required: an experiment name (e.g. cat-mel_2bar_small_tiny) "
-                    "or a path (experiments/cat-mel_2bar_small_tiny.py)")
+  sample, interpolate and attributes take no overrides: they read the config in --workdir.
+  """
+  from mvae_jax import config  # noqa: PLC0415
   try:
-    cfg = common.load(spec)
-  except FileNotFoundError as e:
-    raise UserError(f"--config {e}") from None
-  for item in overrides:
-    if not item.startswith("--config.") or "=" not in item:
-      raise UserError(f"{item}: unknown flag; overrides look like --config.train.batch_size=64")
-    key, text = item[len("--config."):].split("=", 1)
-    node, parts = cfg, key.split(".")
-    for part in parts[:-1]:
-      if part not in node:
-        raise UserError(f"--config.{key}: unknown config key {part!r}; see {spec}")
-      node = node[part]
-    if parts[-1] not in node:
-      close = difflib.get_close_matches(parts[-1], list(node.keys()), n=1)
-      hint = f" (did you mean {'.'.join(parts[:-1] + close)}?)" if close else ""
-      raise UserError(f"--config.{key}: unknown config key{hint}")
-    try:
-      node[parts[-1]] = _parse_value(text, node[parts[-1]])
-    except (ValueError, SyntaxError, TypeError) as e:
-      raise UserError(f"--config.{key}={text}: {e}") from None
-  return cfg
+    return config.load(spec, overrides)
+  except config.ConfigError as e:
+    raise UserError(str(e)) from None
 
 
 def _quiet_logs():
@@ -102,7 +63,7 @@ def _quiet_logs():
 
 
 def _train(args, overrides) -> int:
-  cfg = load_config(args.config, overrides)
+  cfg = _load_config(args.config, overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop, sharding  # noqa: PLC0415
@@ -119,7 +80,7 @@ def _train(args, overrides) -> int:
 
 
 def _eval(args, overrides) -> int:
-  cfg = load_config(args.config, overrides)
+  cfg = _load_config(args.config, overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop  # noqa: PLC0415
@@ -133,6 +94,9 @@ def _eval(args, overrides) -> int:
 
 
 def _load_model(args):
+  if not (args.workdir or args.checkpoint):
+    raise UserError("give --workdir DIR (the workdir of `mvae train`) or --checkpoint "
+                    "DIR/checkpoints/STEP")
   _quiet_logs()
   from mvae_jax import generate  # noqa: PLC0415
   try:
@@ -157,7 +121,7 @@ def _write(model, seqs, out: str, mode: str, strip: bool = False, titles=None) -
   return paths + [png]
 
 
-def _sample(args, overrides) -> int:
+def _sample(args) -> int:
   model = _load_model(args)
   seqs = model.sample(args.num, temperature=args.temperature, seed=args.seed)
   files = _write(model, seqs, args.out, "sample")
@@ -165,7 +129,7 @@ def _sample(args, overrides) -> int:
   return 0
 
 
-def _interpolate(args, overrides) -> int:
+def _interpolate(args) -> int:
   from mvae_jax import generate  # noqa: PLC0415
   from mvae_jax.music import io  # noqa: PLC0415
 
@@ -182,7 +146,7 @@ def _interpolate(args, overrides) -> int:
   return 0
 
 
-def _attributes(args, overrides) -> int:
+def _attributes(args) -> int:
   from mvae_jax import data as data_lib  # noqa: PLC0415
   from mvae_jax import generate  # noqa: PLC0415
   from mvae_jax.music import attributes, io  # noqa: PLC0415
@@ -215,7 +179,8 @@ def _attributes(args, overrides) -> int:
         print(f"| {name} | " + " | ".join(f"{x:+.2f}" for x in row) + " |")
       return 0
     if not os.path.exists(vec_path):
-      raise UserError(f"{vec_path} missing: run mvae attributes compute --workdir {args.workdir}")
+      raise UserError(f"{vec_path} missing: run `mvae attributes compute --workdir "
+                      f"{model.workdir}` first")
     if args.attribute not in attributes.NAMES:
       raise UserError(f"--attribute {args.attribute!r}: choose one of {', '.join(attributes.NAMES)}")
     if not args.input_midi:
@@ -224,7 +189,8 @@ def _attributes(args, overrides) -> int:
     ns = io.read_midi(args.input_midi)
     scales = [-args.scale, 0.0, args.scale]
     seqs = [model.apply_attribute([ns], vectors[attributes.NAMES.index(args.attribute)], k,
-                                  window=args.window)[0] for k in scales]
+                                  window=args.window, temperature=args.temperature,
+                                  seed=args.seed)[0] for k in scales]
     files = _write(model, seqs, args.out, f"attribute_{args.attribute}",
                    titles=[f"{args.attribute} {k:+g}" for k in scales])
     print(f"wrote {args.attribute} at scales {scales}: {files[-1]}")
@@ -233,7 +199,7 @@ def _attributes(args, overrides) -> int:
   return 0
 
 
-def _demo(args, overrides) -> int:
+def _demo(args) -> int:
   from mvae_jax import demo  # noqa: PLC0415
   _quiet_logs()
   try:
@@ -241,6 +207,18 @@ def _demo(args, overrides) -> int:
   except ValueError as e:
     raise UserError(str(e)) from None
   return 0
+
+
+def _at_least(low: float, kind=int):
+  def parse(text: str):
+    try:
+      value = kind(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < low:
+      raise argparse.ArgumentTypeError(f"{text} is below {low:g}; use {low:g} or more")
+    return value
+  return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,18 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--data_dir", default=None,
                  help="where prepared data sets live (default $MVAE_DATA_DIR or ~/mvae_data)")
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")
-  p.add_argument("--workers", type=int, default=None, help="parser processes (default: cores)")
+  p.add_argument("--workers", type=_at_least(1), default=None,
+                 help="parser processes (default: cores)")
   p.set_defaults(func=_prepare)
   for name, func, helptext in (("train", _train, "train (or resume) a configuration"),
                                ("eval", _eval, "evaluate a checkpoint on held-out data")):
     p = sub.add_parser(name, help=helptext,
                        epilog="Override any config key with --config.KEY=VALUE.")
-    p.add_argument("--config", default="", help="experiment name or path to its .py file")
+    p.add_argument("--config", default="",
+                   help="experiment name, path to its .py file, or a workdir's config.json")
     p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard logs, config")
     if name == "train":
       p.add_argument("--coordinator", default="", help="multi-host: jax.distributed address")
-      p.add_argument("--num_processes", type=int, default=0)
-      p.add_argument("--process_id", type=int, default=-1)
+      p.add_argument("--num_processes", type=int, default=0,
+                     help="multi-host: how many processes (0: detect, as on TPU pods and SLURM)")
+      p.add_argument("--process_id", type=int, default=-1,
+                     help="multi-host: this process's index (-1: detect)")
     else:
       p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
       p.add_argument("--split", default=None, help="data split (default: the config's)")
@@ -272,53 +254,71 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=helptext)
     p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint)")
     p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
-    p.add_argument("--num", type=int, default=8 if name == "sample" else 7,
-                   help="samples, or interpolation steps including A and B")
-    p.add_argument("--temperature", type=float, default=0.5 if name == "sample" else 0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num", type=_at_least(1 if name == "sample" else 2),
+                   default=8 if name == "sample" else 7,
+                   help="samples" if name == "sample" else "interpolation steps including A and B")
+    p.add_argument("--temperature", type=_at_least(0.0, float),
+                   default=0.5 if name == "sample" else 0.0,
+                   help="sampling temperature (0: argmax)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of z and of sampling" if name == "sample"
+                   else "random seed of sampling (temperature > 0)")
     p.add_argument("--out", default="mvae_out", help="folder for the MIDI files and PNG")
     if name == "interpolate":
-      p.add_argument("--input_midi_1", required=True)
-      p.add_argument("--input_midi_2", required=True)
-      p.add_argument("--window_1", type=int, default=0, help="which window of input 1")
-      p.add_argument("--window_2", type=int, default=0, help="which window of input 2")
-      p.add_argument("--method", default="slerp", choices=["slerp", "linear"])
+      p.add_argument("--input_midi_1", required=True, help="MIDI file A (the start)")
+      p.add_argument("--input_midi_2", required=True, help="MIDI file B (the end)")
+      p.add_argument("--window_1", type=_at_least(0), default=0, help="which window of input 1")
+      p.add_argument("--window_2", type=_at_least(0), default=0, help="which window of input 2")
+      p.add_argument("--method", default="slerp", choices=["slerp", "linear"],
+                     help="how to move from A's z to B's")
     p.set_defaults(func=func)
   p = sub.add_parser("attributes", help="attribute vectors: compute them, or apply one")
   p.add_argument("action", choices=["compute", "apply"])
-  p.add_argument("--workdir", default="")
-  p.add_argument("--checkpoint", default="")
+  p.add_argument("--workdir", default="", help="a training workdir (latest checkpoint)")
+  p.add_argument("--checkpoint", default="", help="or a checkpoint: WORKDIR/checkpoints/STEP")
   p.add_argument("--split", default="validation", help="compute: the windows to use")
-  p.add_argument("--num", type=int, default=2000, help="compute: windows (half derive, half test)")
+  p.add_argument("--num", type=_at_least(8), default=2000,
+                 help="compute: windows (half derive, half test)")
   p.add_argument("--attribute", default="note_density", help="apply: which vector")
   p.add_argument("--scale", type=float, default=1.0, help="k in z + k * vector")
   p.add_argument("--input_midi", default="", help="apply: the melody to change")
-  p.add_argument("--window", type=int, default=0)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--temperature", type=float, default=0.0)
-  p.add_argument("--out", default="mvae_out")
+  p.add_argument("--window", type=_at_least(0), default=0,
+                 help="apply: which window of --input_midi")
+  p.add_argument("--seed", type=int, default=0,
+                 help="compute: which windows; apply: sampling seed")
+  p.add_argument("--temperature", type=_at_least(0.0, float), default=0.0,
+                 help="apply: sampling temperature of the outputs (0: argmax)")
+  p.add_argument("--out", default="mvae_out", help="apply: folder for the MIDI files and PNG")
   p.set_defaults(func=_attributes)
   p = sub.add_parser("demo", help="prepare the default data, train a small model, write music")
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
   p.add_argument("--steps", type=int, default=None,
-                 help="training steps (default: the demo-mel_2bar config's, 1500)")
+                 help="training steps (default: the demo-mel_2bar config's, 2500)")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
   # --- interchange: mvae import / mvae export (mvae_jax/interop, docs/interop.md) ---
   from mvae_jax.interop import commands  # noqa: PLC0415
-  commands.add_parsers(sub, load_config, UserError)
+  commands.add_parsers(sub, _load_config, UserError)
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
-  overrides = [a for a in argv if a.startswith("--config.")]
-  args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+  parser = build_parser()
+  args, extra = parser.parse_known_args(argv)
+  takes_overrides = args.command in ("train", "eval", "import")
+  if extra and not (takes_overrides and extra[0].startswith(("--config.", "--noconfig."))):
+    hint = ""
+    if any(a.startswith(("--config.", "--noconfig.")) for a in extra):
+      hint = (f"; {args.command} reads the config saved in its --workdir, overrides "
+              "(--config.KEY=VALUE) apply to train, eval and import")
+    parser.exit(2, f"mvae {args.command}: error: unrecognized arguments: {' '.join(extra)}"
+                   f"{hint}\n")
   try:
-    if args.func is _prepare:
-      return args.func(args)
-    return args.func(args, overrides)
+    if takes_overrides:
+      return args.func(args, extra)
+    return args.func(args)
   except UserError as e:
     print(f"mvae {args.command}: error: {e}", file=sys.stderr)
     return 2

@@ -69,8 +69,7 @@ def _round(d):
 
 def run(workdir: str, out: str, steps: int | None = None, data_dir: str | None = None,
         progress: bool = True) -> dict:
-  from mvae_jax import cli  # noqa: PLC0415  (load_config moves to mvae_jax.config)
-  from mvae_jax import datasets, evaluate, generate  # noqa: PLC0415
+  from mvae_jax import config, datasets, evaluate, generate  # noqa: PLC0415
   from mvae_jax import data as data_lib  # noqa: PLC0415
   from mvae_jax.music import plot  # noqa: PLC0415
   from mvae_jax.music._note_seq import midi_io  # noqa: PLC0415
@@ -86,7 +85,7 @@ def run(workdir: str, out: str, steps: int | None = None, data_dir: str | None =
   overrides = [f"--config.train.num_steps={steps}"] if steps else []
   if data_dir:
     overrides.append(f"--config.data.data_dir={data_dir}")
-  cfg = cli.load_config(CONFIG, overrides)
+  cfg = config.load(CONFIG, overrides)
   print(f"2/4 training {cfg.name} for {cfg.train.num_steps} steps in {workdir} ...", flush=True)
   t1 = time.time()
   last = loop.train(cfg, workdir, progress=progress)

@@ -14,7 +14,6 @@ it is (`converter.encode_window`).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
@@ -22,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mvae_jax import checkpoints
+from mvae_jax import model as model_lib
 from mvae_jax.music._note_seq import NoteSequence
-from mvae_jax.train import loop, sharding
 
 
 class ModelError(ValueError):
@@ -45,17 +45,19 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 class TrainedModel:
-  """A trained MusicVAE and its converter, on this host's devices."""
+  """A trained MusicVAE and its converter, its parameters on this host's first device.
 
-  def __init__(self, cfg, params, step: int, batch_size: int = 64):
+  Holds parameters only: no optimizer, no training state (see `checkpoints.restore_params`).
+  """
+
+  def __init__(self, cfg, params, step: int, batch_size: int = 64, workdir: str = ""):
     self.cfg = cfg
     self.step = step
-    self.run = loop.Run(cfg, sharding.make_mesh(1, jax.local_devices()[:1]))
-    self.conv = self.run.conv
-    self.model = self.run.model
+    self.conv = model_lib.converter_of(cfg)
+    self.model = model_lib.model_of(cfg, self.conv)
     self.params = params
     self.batch_size = batch_size
-    self.workdir = ""
+    self.workdir = workdir
     self._encode = jax.jit(lambda p, x, l: self.model.apply({"params": p}, x, l, method="encode"))
     self._sample = jax.jit(
         lambda p, z, k, t: self.model.apply({"params": p}, z, k, t, self.conv.window_steps,
@@ -63,32 +65,28 @@ class TrainedModel:
 
   @classmethod
   def load(cls, workdir_or_checkpoint: str, batch_size: int = 64) -> "TrainedModel":
-    """From a workdir (its latest checkpoint) or `workdir/checkpoints/<step>`."""
-    path = os.path.abspath(os.path.expanduser(workdir_or_checkpoint))
-    step = None
-    if os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints":
-      step = int(os.path.basename(path))
-      path = os.path.dirname(os.path.dirname(path))
-    cfg_path = os.path.join(path, loop.CONFIG_FILE)
-    if not os.path.exists(cfg_path):
-      raise ModelError(f"{workdir_or_checkpoint}: not a training workdir (no {loop.CONFIG_FILE});"
-                       " pass the --workdir of mvae train")
-    import ml_collections  # noqa: PLC0415
-    with open(cfg_path) as f:
-      cfg = ml_collections.ConfigDict(json.load(f))
-    for k in ("transpose_range", "enc_rnn_size", "dec_rnn_size", "level_lengths"):
-      for section in (cfg.data, cfg.model):
-        if k in section:
-          section[k] = list(section[k])
+    """From a workdir (its latest checkpoint), `workdir/checkpoints/<step>`, or an inference
+    bundle (`mvae export --format bundle`)."""
+    from mvae_jax.interop import bundle as bundle_lib  # noqa: PLC0415
+    if bundle_lib.is_bundle(os.path.abspath(os.path.expanduser(workdir_or_checkpoint))):
+      try:
+        return bundle_lib.load(os.path.abspath(os.path.expanduser(workdir_or_checkpoint)),
+                               batch_size)
+      except bundle_lib.BundleError as e:
+        raise ModelError(str(e)) from None
+    path, step = checkpoints.resolve(workdir_or_checkpoint)
     try:
-      params, step = loop.restore_params(cfg, path, step,
-                                         loop.Run(cfg, sharding.make_mesh(
-                                             1, jax.local_devices()[:1])))
-    except loop.TrainError as e:
+      out = cls(checkpoints.read_config(path), None, -1, batch_size, path)
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                              model_lib.abstract_params(out.model, out.conv))
+      out.params, out.step = checkpoints.restore_params(path, abstract, step)
+    except checkpoints.MismatchError as e:
+      raise ModelError(f"{e}; its {checkpoints.CONFIG_FILE} describes another model than its "
+                       "checkpoints: give the --workdir of the run that wrote them") from None
+    except (checkpoints.CheckpointError, ValueError) as e:
       raise ModelError(str(e)) from None
-    model = cls(cfg, params, step, batch_size)
-    model.workdir = path
-    return model
+    return out
 
   # --- encoding ----------------------------------------------------------------------------
 
@@ -209,9 +207,10 @@ class TrainedModel:
     return np.stack(rows)
 
   def apply_attribute(self, seqs, vector: np.ndarray, scale: float = 1.0, window=0,
-                      temperature: float = 0.0) -> list[NoteSequence]:
+                      temperature: float = 0.0, seed: int = 0) -> list[NoteSequence]:
+    """μ + scale·vector of each input, decoded at `temperature`."""
     _, mu, _ = self.encode(seqs, window)
-    return self.decode(mu + scale * vector, temperature)
+    return self.decode(mu + scale * vector, temperature, seed)
 
   def _require_melody(self):
     if self.conv.kind == "drums":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURE_MIDI
-from mvae_jax import cli, generate
+from mvae_jax import cli, config, generate
 from mvae_jax.music import attributes, converters, io
 from mvae_jax.train import loop
 
@@ -22,7 +22,7 @@ DRUMS = os.path.join(FIXTURE_MIDI, "freedoom", "fd1_D_E1M1.mid")
 @pytest.fixture(scope="module")
 def trained(fixture_dataset, data_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("gen") / "run")
-  cfg = cli.load_config("cat-mel_2bar_small_tiny", [
+  cfg = config.load("cat-mel_2bar_small_tiny", [
       "--config.data.dataset=midi_dir", f"--config.data.midi_dir={FIXTURE_MIDI}",
       f"--config.data.data_dir={data_dir}", "--config.data.eval_split=train",
       "--config.train.batch_size=16", "--config.train.num_steps=40",
@@ -138,3 +138,113 @@ def test_attributes_by_hand():
   mu = np.arange(8.0)[:, None] * np.ones((8, 2))
   attrs = np.tile(np.arange(8.0)[:, None], (1, 5))
   np.testing.assert_allclose(attributes.attribute_vectors(mu, attrs)[0], [6.0, 6.0])
+
+
+# --- every flag of sample, interpolate, attributes and eval does what its help says -------------
+
+
+def _spy(monkeypatch, name):
+  """Records the arguments of TrainedModel.<name> and calls it."""
+  calls, orig = [], getattr(generate.TrainedModel, name)
+
+  def spy(self, *args, **kwargs):
+    calls.append((args, kwargs))
+    return orig(self, *args, **kwargs)
+  monkeypatch.setattr(generate.TrainedModel, name, spy)
+  return calls
+
+
+def _loads(monkeypatch):
+  loaded, orig = [], generate.TrainedModel.load
+  monkeypatch.setattr(generate.TrainedModel, "load",
+                      classmethod(lambda cls, p, **k: loaded.append(orig(p, **k)) or loaded[-1]))
+  return loaded
+
+
+def test_sample_and_interpolate_flags_are_passed_on(trained, tmp_path, monkeypatch, capsys):
+  loaded, calls = _loads(monkeypatch), _spy(monkeypatch, "sample")
+  out = tmp_path / "s"
+  assert cli.main(["sample", "--checkpoint", os.path.join(trained, "checkpoints", "20"),
+                   "--num", "2", "--temperature", "0.25", "--seed", "3", "--out", str(out)]) == 0
+  assert loaded[-1].step == 20 and calls == [((2,), {"temperature": 0.25, "seed": 3})]
+  assert len([f for f in os.listdir(out) if f.endswith(".mid")]) == 2
+  assert cli.main(["sample", "--workdir", trained, "--num", "1", "--out", str(out)]) == 0
+  assert loaded[-1].step == 40
+  calls = _spy(monkeypatch, "interpolate")
+  assert cli.main(["interpolate", "--workdir", trained, "--input_midi_1", FOLK, "--input_midi_2",
+                   FOLK2, "--num", "3", "--window_1", "1", "--window_2", "2", "--method",
+                   "linear", "--temperature", "0.5", "--seed", "5", "--out", str(out)]) == 0
+  (args, kwargs), = calls
+  assert args[2] == 3 and kwargs == {"method": "linear", "temperature": 0.5, "window": (1, 2),
+                                     "seed": 5}
+  assert len([f for f in os.listdir(out) if "interpolate" in f and f.endswith(".mid")]) == 3
+
+
+def test_attributes_flags_are_passed_on(trained, data_dir, tmp_path, monkeypatch, capsys):
+  from mvae_jax import data as data_lib
+  vec_calls, table_calls = _spy(monkeypatch, "attribute_vectors"), _spy(monkeypatch,
+                                                                        "attribute_table")
+  assert cli.main(["attributes", "compute", "--workdir", trained, "--split", "train", "--num",
+                   "16", "--seed", "1", "--scale", "0.5"]) == 0
+  m = generate.TrainedModel.load(trained)
+  windows = data_lib.load_windows("midi_dir", "train", "mel_2bar", data_dir=data_dir,
+                                  midi_dir=FIXTURE_MIDI)
+  pick = np.random.default_rng(1).permutation(len(windows))[:16]
+  np.testing.assert_array_equal(vec_calls[0][0][0], windows.labels[pick[:8]])
+  assert table_calls[0][0][2] == 0.5 and "0.5x" in capsys.readouterr().out
+  calls = _spy(monkeypatch, "apply_attribute")
+  out = tmp_path / "a"
+  assert cli.main(["attributes", "apply", "--checkpoint", os.path.join(trained, "checkpoints",
+                                                                        "40"),
+                   "--input_midi", FOLK, "--attribute", "avg_interval", "--scale", "2",
+                   "--window", "1", "--temperature", "0.3", "--seed", "4", "--out", str(out)]) == 0
+  assert [c[0][2] for c in calls] == [-2.0, 0.0, 2.0]
+  assert all(c[1] == {"window": 1, "temperature": 0.3, "seed": 4} for c in calls)
+  vectors = np.load(os.path.join(trained, "attribute_vectors.npz"))["vectors"]
+  np.testing.assert_array_equal(calls[0][0][1], vectors[attributes.NAMES.index("avg_interval")])
+  assert sorted(os.listdir(out))[0].startswith(f"{m.cfg.name}_attribute_avg_interval")
+
+
+def test_eval_flags_and_the_hint_for_a_checkpoint_of_another_config(trained, data_dir, capsys):
+  saved = os.path.join(trained, "config.json")
+  assert cli.main(["eval", "--config", saved, "--workdir", trained, "--step", "20", "--split",
+                   "train", "--config.train.eval_batches", "1"]) == 0
+  out = capsys.readouterr().out
+  assert '"step": 20' in out and os.path.exists(os.path.join(trained, "eval_20.json"))
+  overrides = ["--config.data.dataset=midi_dir", f"--config.data.midi_dir={FIXTURE_MIDI}",
+               f"--config.data.data_dir={data_dir}", "--config.train.batch_size=16"]
+  assert cli.main(["eval", "--config", "cat-mel_2bar_small", "--workdir", trained,
+                   *overrides]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and f"--config {saved}" in err, err
+  assert cli.main(["eval", "--config", saved, "--workdir", trained]) == 0  # the hint, tried
+
+
+def test_bad_invocations_get_one_true_line(trained, tmp_path, capsys):
+  assert cli.main(["sample"]) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and "--workdir" in err
+  for bad in (["--num", "0"], ["--temperature", "-1"], ["--config.nonsense=1"]):
+    with pytest.raises(SystemExit) as e:
+      cli.main(["sample", "--workdir", trained, *bad])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and bad[0] in err and "Traceback" not in err, err
+  assert "apply to train and eval" in err
+  corrupt = tmp_path / "corrupt"
+  corrupt.mkdir()
+  (corrupt / "config.json").write_text('{"name": ')
+  assert cli.main(["sample", "--workdir", str(corrupt)]) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and str(corrupt / "config.json") in err, err
+
+
+def test_checkpoint_of_another_model_is_one_line_without_noise(trained, tmp_path):
+  import shutil
+  other = tmp_path / "other"
+  shutil.copytree(os.path.join(trained, "checkpoints"), other / "checkpoints")
+  from mvae_jax import checkpoints
+  checkpoints.write_config(config.load("cat-mel_2bar_small"), str(other))
+  r = subprocess.run([sys.executable, "-m", "mvae_jax", "sample", "--workdir", str(other)],
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+  assert "does not fit this model" in r.stderr and "--workdir" in r.stderr

@@ -25,7 +25,6 @@ import grain
 import numpy as np
 
 from mvae_jax import datasets as ds_lib
-from mvae_jax.datasets._base import WINDOWS_DIR, write_windows
 from mvae_jax.music import augment
 from mvae_jax.music import converters as conv_lib
 from mvae_jax.music._note_seq import NoteSequence
@@ -54,6 +53,10 @@ class WindowSet:
 
 def _builder_or_error(dataset: str, data_dir: str | None, midi_dir: str | None):
   builder = ds_lib.get_builder(dataset, data_dir=data_dir, midi_dir=midi_dir)
+  if not builder.is_prepared() and midi_dir and not os.path.isdir(os.path.expanduser(midi_dir)):
+    raise DataError(f"--config.data.midi_dir {midi_dir}: no such folder (and data set {dataset} "
+                    f"is not prepared for it in {builder.data_dir}); set it to a folder of MIDI "
+                    "files")
   if not builder.is_prepared():
     raise DataError(f"data set {dataset} is not prepared in {builder.data_dir}: run "
                     f"`{ds_lib.prepare_command(dataset, midi_dir, data_dir)}` first")
@@ -75,16 +78,14 @@ def load_windows(dataset: str, split: str, converter_name: str,
   builder = _builder_or_error(dataset, data_dir, midi_dir)
   if converter is None:
     converter = conv_lib.get_converter(converter_name)
-  wdir = os.path.join(builder.data_dir, WINDOWS_DIR)
-  path = ds_lib.windows_path(wdir, converter_name, split, converter)
+  path = builder.windows_file(converter_name, split, converter)
   if not os.path.exists(path):
     per_piece = []
     if split in builder.info.splits:
       source = builder.as_data_source(split=split)
       windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
       per_piece = [(pid, w) for pid, w in windowed if len(w)]
-    os.makedirs(wdir, exist_ok=True)
-    write_windows(wdir, converter_name, split, per_piece, converter)
+    builder.save_windows(converter_name, split, per_piece, converter)
   with np.load(path) as z:
     return WindowSet(z["labels"], z["piece"], z["ids"], name=f"{dataset}/{split}")
 
@@ -126,7 +127,7 @@ def check_can_fill(windows: WindowSet, batch_size: int, process_count: int, what
     raise DataError(
         f"{what}: {len(windows)} windows from {windows.num_pieces} pieces ({usable} per host per "
         f"epoch over {process_count} host(s)) cannot fill one batch of {batch_size}; lower "
-        "--config.batch_size, add music to the data set, or use shorter windows")
+        "--config.train.batch_size, add music to the data set, or use shorter windows")
 
 
 def train_dataset(windows: WindowSet, converter: conv_lib.Converter, *, batch_size: int,

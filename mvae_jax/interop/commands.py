@@ -24,7 +24,7 @@ def add_parsers(sub, load_config, user_error) -> None:
       raise user_error(str(e)) from None
     return 0
 
-  def export_cmd(args, overrides) -> int:
+  def export_cmd(args) -> int:
     _quiet_logs()
     from mvae_jax.interop import api  # noqa: PLC0415
     try:

@@ -66,7 +66,8 @@ class _HierarchicalScope(nn.Module):
 
 
 class MusicVAE(nn.Module):
-  """The model. Methods: `encode`, `teacher_logits`, `scheduled_logits`, `sample`, `__call__`.
+  """The model. Methods: `encode`, `__call__` (the forward pass), and the decoding modes
+  `teacher_logits`, `scheduled_logits`, `sample`, each written once over `segments`.
 
   encoder: 'bidirectional' | 'hierarchical'; decoder: 'flat' | 'hierarchical';
   stream_depths: output depth per stream ((90,), (512,), (90, 90, 512));
@@ -107,23 +108,33 @@ class MusicVAE(nn.Module):
 
   # --- pieces ---------------------------------------------------------------------------------
 
-  @property
-  def _hier(self) -> bool:
-    return self.decoder_type == "hierarchical"
-
   def _cores(self):
-    """[(CoreWeights, stream indices, depths)] and, if hierarchical, the conductor."""
-    if not self._hier:
-      return [(self.decoder(), list(range(len(self.stream_depths))), tuple(self.stream_depths))]
-    cores = self.core_decoder()
-    if self.core_per_stream:
+    """[(CoreWeights, stream indices, depths)]: one core, or one per stream (trio)."""
+    cores = [self.decoder()] if self.decoder_type == "flat" else self.core_decoder()
+    if len(cores) > 1:
       return [(w, [k], (d,)) for k, (w, d) in enumerate(zip(cores, self.stream_depths))]
     return [(cores[0], list(range(len(self.stream_depths))), tuple(self.stream_depths))]
 
   def conductor(self, z: jax.Array) -> jax.Array:
-    """Bar embeddings c_u `[B, U, H]`."""
+    """Bar embeddings c_u `[B, U, H]` (hierarchical decoders)."""
     cells, k, b = self.decoder()
     return dec.conduct(cells, k, b, z, self.level_lengths[0])
+
+  def segments(self, z: jax.Array, steps: int | None = None) -> jax.Array:
+    """The conditioning of each decoded segment `[B, U, C]`, U segments of `steps // U` steps.
+
+    Hierarchical: U bars, each conditioned on its conductor embedding c_u. Flat: the
+    one-segment case, all steps in one "bar" conditioned on z itself. Every decoding mode
+    runs over segments, so each exists once for both.
+    """
+    if self.decoder_type == "flat":
+      if steps is None:
+        raise ValueError("a flat decoder needs the number of steps to decode (`length`)")
+      return z[:, None]
+    u, l = self.level_lengths
+    if steps not in (None, u * l):
+      raise ValueError(f"this hierarchical decoder makes {u * l} steps, not {steps}")
+    return self.conductor(z)
 
   # --- API ------------------------------------------------------------------------------------
 
@@ -133,17 +144,14 @@ class MusicVAE(nn.Module):
 
   def teacher_logits(self, z: jax.Array, labels: jax.Array) -> jax.Array:
     """Teacher-forced logits `[B, T, ΣD]` for targets `labels` `[B, T, S]`."""
-    prev = dec.shift_right(labels)
-    if not self._hier:
-      (w, _, depths), = self._cores()
-      return dec.teacher_forced(w, z, prev, depths)
-    return self.bars_teacher_logits(self.conductor(z), labels)
+    return self.bars_teacher_logits(self.segments(z, labels.shape[1]), labels)
 
   def bars_teacher_logits(self, c: jax.Array, labels: jax.Array) -> jax.Array:
-    """Hierarchical: teacher-forced logits `[B, U*L, ΣD]` from bar embeddings c `[B, U, H]`.
+    """Teacher-forced logits `[B, U*L, ΣD]` from segment conditioning c `[B, U, C]`.
 
-    All bars run in parallel as B*U sequences; bar u starts from tanh(Dense(c_u)) and its first
-    input is bar u-1's last target, so bar u depends on c_u and the targets only.
+    All segments run in parallel as B*U sequences; segment u starts from tanh(Dense(c_u)) and
+    its first input is segment u-1's last target, so segment u depends on c_u and the targets
+    only.
     """
     b, u = c.shape[:2]
     cond = c.reshape(b * u, -1)
@@ -154,22 +162,17 @@ class MusicVAE(nn.Module):
   def scheduled_logits(self, z: jax.Array, labels: jax.Array, key: jax.Array,
                        sampling_prob: jax.Array) -> jax.Array:
     """Logits `[B, T, ΣD]` under scheduled sampling (own samples at temperature 1 with
-    probability `sampling_prob`, per example and step; bar starts stay teacher-forced)."""
-    if not self._hier:
-      (w, _, depths), = self._cores()
-      first = jnp.full((z.shape[0], len(depths)), dec.NO_TOKEN, jnp.int32)
-      _, logits = dec.autoregressive(w, z, first, labels.shape[1], depths, key, 1.0,
-                                     teacher=labels, sampling_prob=sampling_prob)
-      return logits
-    b, u = z.shape[0], self.level_lengths[0]
-    cond = self.conductor(z).reshape(b * u, -1)
+    probability `sampling_prob`, per example and step; segment starts stay teacher-forced)."""
+    c = self.segments(z, labels.shape[1])
+    b, u = c.shape[:2]
+    cond = c.reshape(b * u, -1)
     firsts = dec.split_bars(dec.shift_right(labels), u)[:, 0]
     teacher = dec.split_bars(labels, u)
+    cores = self._cores()
     outs = []
-    for k, (w, idx, depths) in enumerate(self._cores()):
-      _, lg = dec.autoregressive(w, cond, firsts[:, idx], teacher.shape[1], depths,
-                                 jax.random.fold_in(key, k), 1.0, teacher=teacher[..., idx],
-                                 sampling_prob=sampling_prob)
+    for k, (w, idx, depths) in zip(_keys(key, len(cores)), cores):
+      _, lg = dec.autoregressive(w, cond, firsts[:, idx], teacher.shape[1], depths, k, 1.0,
+                                 teacher=teacher[..., idx], sampling_prob=sampling_prob)
       outs.append(lg)
     return dec.join_bars(jnp.concatenate(outs, axis=-1), b)
 
@@ -177,54 +180,55 @@ class MusicVAE(nn.Module):
              length: int | None = None) -> tuple[jax.Array, jax.Array]:
     """Free-running decoding from z `[B, z]` -> (labels `[B, T, S]`, logits `[B, T, ΣD]`).
 
-    temperature 0 = argmax. A pure function of `key`. Hierarchical models decode
-    `level_lengths[0]` bars (length must be U·L); the last token of each bar starts the next.
+    temperature 0 = argmax. A pure function of `key`. Segment by segment (a scan over the U
+    bars of a hierarchical decoder; one segment of `length` steps for a flat one): the last
+    token of each segment starts the next.
     """
-    b, s = z.shape[0], len(self.stream_depths)
-    if not self._hier:
-      (w, _, depths), = self._cores()
-      if length is None:
-        raise ValueError("sample: a flat decoder needs `length` (steps)")
-      first = jnp.full((b, s), dec.NO_TOKEN, jnp.int32)
-      return dec.autoregressive(w, z, first, length, depths, key, temperature)
-    u, l = self.level_lengths
-    if length not in (None, u * l):
-      raise ValueError(f"sample: this hierarchical decoder makes {u * l} steps, not {length}")
-    cond = jnp.swapaxes(self.conductor(z), 0, 1)  # [U, B, H]
+    cond = jnp.swapaxes(self.segments(z, length), 0, 1)  # [U, B, C]
+    u, b, s = cond.shape[0], z.shape[0], len(self.stream_depths)
+    l = (length or u * self.level_lengths[1]) // u
     cores = self._cores()
 
-    def bar(first, inp):
-        c, k = inp
-        toks, logits = [], []
-        for j, (w, idx, depths) in enumerate(cores):
-          t, lg = dec.autoregressive(w, c, first[:, idx], l, depths, jax.random.fold_in(k, j),
-                                     temperature)
-          toks.append(t)
-          logits.append(lg)
-        toks = jnp.concatenate(toks, axis=-1)
-        return toks[:, -1], (toks, jnp.concatenate(logits, axis=-1))
+    def segment(first, inp):
+      c, key_u = inp
+      toks, logits = [], []
+      for k, (w, idx, depths) in zip(_keys(key_u, len(cores)), cores):
+        t, lg = dec.autoregressive(w, c, first[:, idx], l, depths, k, temperature)
+        toks.append(t)
+        logits.append(lg)
+      toks = jnp.concatenate(toks, axis=-1)
+      return toks[:, -1], (toks, jnp.concatenate(logits, axis=-1))
 
     first = jnp.full((b, s), dec.NO_TOKEN, jnp.int32)
-    _, (toks, logits) = jax.lax.scan(bar, first, (cond, jax.random.split(key, u)))
+    _, (toks, logits) = jax.lax.scan(segment, first, (cond, _keys(key, u)))
     # [U, B, L, ...] -> [B, U*L, ...]
     toks = jnp.swapaxes(toks, 0, 1).reshape(b, u * l, s)
     logits = jnp.swapaxes(logits, 0, 1).reshape(b, u * l, -1)
     return toks, logits
 
   def __call__(self, x: jax.Array, labels: jax.Array, lengths: jax.Array, key: jax.Array,
-               sampling_prob: jax.Array | float = 0.0, scheduled: bool = False):
-    """Training forward pass -> dict(mu, sigma, z `[B, z]`, logits `[B, T, ΣD]`).
+               sampling_prob: jax.Array | float = 0.0, scheduled: bool = False,
+               eps_scale: float = 1.0):
+    """The forward pass (training, evaluation, tests) -> dict(mu, sigma, z `[B, z]`, logits
+    `[B, T, ΣD]`).
 
-    z = μ + σ·ε with ε ~ N(0, I) from `key`; `scheduled` (static) selects scheduled sampling.
+    z = μ + eps_scale·σ·ε with ε ~ N(0, I) from `key` (eps_scale 0: z = μ, as evaluation and
+    the comparison with Magenta's fixtures use); `scheduled` (static) selects scheduled
+    sampling at `sampling_prob`, else teacher forcing.
     """
     mu, sigma = self.encode(x, lengths)
     k_eps, k_dec = jax.random.split(key)
-    z = mu + sigma * jax.random.normal(k_eps, mu.shape, mu.dtype)
+    z = mu + eps_scale * sigma * jax.random.normal(k_eps, mu.shape, mu.dtype)
     if scheduled:
       logits = self.scheduled_logits(z, labels, k_dec, sampling_prob)
     else:
       logits = self.teacher_logits(z, labels)
     return {"mu": mu, "sigma": sigma, "z": z, "logits": logits}
+
+
+def _keys(key: jax.Array, n: int) -> jax.Array:
+  """Keys `[n]` for n consumers (segments, cores): `key` itself when there is one."""
+  return key[None] if n == 1 else jax.random.split(key, n)
 
 
 def from_config(model_cfg, input_depth: int, stream_depths: Sequence[int],

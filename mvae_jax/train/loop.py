@@ -21,15 +21,17 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 import tqdm
+from flax.linen import meta
 
+from mvae_jax import checkpoints
 from mvae_jax import data as data_lib
-from mvae_jax.train import build, sharding, steps
+from mvae_jax import model as model_lib
+from mvae_jax.train import sharding, steps
 
 # Keys that may change between a run and its resumption; any other difference is an error.
 RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_steps",
                   "train.eval_batches", "train.checkpoint_every_steps", "train.keep_checkpoints",
                   "data.data_dir", "data.midi_dir")
-CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -60,45 +62,19 @@ def check_workdir(cfg, workdir: str) -> None:
     os.remove(probe)
   except OSError as e:
     raise TrainError(f"--workdir {workdir}: not writable ({e.strerror}); choose another folder")
-  path = os.path.join(workdir, CONFIG_FILE)
   new = _flat(json.loads(cfg.to_json()))
-  if os.path.exists(path):
-    with open(path) as f:
-      old = _flat(json.load(f))
+  try:
+    saved = checkpoints.read_config_dict(workdir)
+  except ValueError as e:  # config.json unreadable
+    raise TrainError(str(e)) from None
+  if saved is not None:
+    old = _flat(saved)
     diff = sorted(k for k in set(old) | set(new)
                   if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
     if diff:
       shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
       raise TrainError(f"--workdir {workdir} holds a run of another config ({shown}); resume with "
                        "the same config or use a new --workdir")
-
-
-def write_config(cfg, workdir: str) -> None:
-  """The resolved config, beside the checkpoints (checked on resume)."""
-  if jax.process_index() == 0:
-    path = os.path.join(workdir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-      f.write(cfg.to_json(indent=1))
-    os.replace(path + ".tmp", path)
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-
-
-def checkpoint_manager(workdir: str, cfg) -> ocp.CheckpointManager:
-  policies = ocp.checkpoint_managers
-  options = ocp.CheckpointManagerOptions(
-      save_decision_policy=policies.FixedIntervalPolicy(cfg.train.checkpoint_every_steps),
-      preservation_policy=policies.AnyPreservationPolicy([
-          policies.LatestN(cfg.train.keep_checkpoints),
-          policies.BestN(get_metric_fn=lambda m: -m["eval_loss"], n=1,
-                         keep_checkpoints_without_metrics=False),
-      ]),
-      enable_async_checkpointing=True)
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
-      item_handlers={"state": ocp.StandardCheckpointHandler(),
-                     "data": grain.checkpoint.CheckpointHandler()})
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -109,9 +85,9 @@ class Run:
 
   def __init__(self, cfg, mesh=None):
     self.cfg = cfg
-    self.conv = build.converter_of(cfg)
-    self.model = build.model_of(cfg, self.conv)
-    self.sc = build.step_config_of(cfg, self.conv)
+    self.conv = model_lib.converter_of(cfg)
+    self.model = model_lib.model_of(cfg, self.conv)
+    self.sc = steps.step_config_of(cfg, self.conv)
     self.tx = steps.make_optimizer(self.sc)
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.train.model_parallelism)
     n_data = self.mesh.shape["data"]
@@ -119,26 +95,21 @@ class Run:
       raise TrainError(f"--config.train.batch_size={cfg.train.batch_size} is not divisible by "
                        f"the {n_data} data-parallel devices; use a multiple of {n_data}")
     self.local_batch = cfg.train.batch_size // jax.process_count()
-    inputs_fn = build.inputs_fn_of(self.conv)
+    inputs_fn = model_lib.inputs_fn_of(self.conv)
+
+    def init_boxed(k):  # parameters and Adam's moments carry their logical axis names
+      return steps.TrainState.create(model_lib.init_params(self.model, self.conv, k, boxed=True),
+                                     self.tx)
+
     key = jax.random.key(cfg.seed)
-    boxed = jax.eval_shape(lambda k: self.model.init(
-        k, inputs_fn(build.dummy_batch(self.conv)["labels"]),
-        build.dummy_batch(self.conv)["labels"], build.dummy_batch(self.conv)["lengths"],
-        jax.random.key(0))["params"], key)
-    p_sh = sharding.param_shardings(boxed, self.mesh, cfg.train.logical_axis_rules)
-    rep = sharding.replicated(self.mesh)
-
-    def init(k):
-      return steps.TrainState.create(build.init_params(self.model, self.conv, k), self.tx)
-
-    abstract = jax.eval_shape(init, key)
-    self.state_sharding = steps.TrainState(
-        step=rep, params=p_sh, opt_state=_opt_shardings(abstract.opt_state, p_sh, rep),
-        skipped=rep, streak=rep)
-    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    boxed = jax.eval_shape(init_boxed, key)
+    self.state_sharding = sharding.logical_shardings(boxed, self.mesh,
+                                                     cfg.train.logical_axis_rules)
+    self._init = jax.jit(lambda k: meta.unbox(init_boxed(k)), out_shardings=self.state_sharding)
     self.abstract_state = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract,
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), meta.unbox(boxed),
         self.state_sharding)
+    rep = sharding.replicated(self.mesh)
     b_sh = sharding.batch_sharding(self.mesh)
     self.train_step = jax.jit(
         functools.partial(steps.train_step, model=self.model, sc=self.sc, inputs_fn=inputs_fn,
@@ -147,7 +118,7 @@ class Run:
         donate_argnums=0)
     self.eval_step = jax.jit(
         functools.partial(steps.eval_step, model=self.model, sc=self.sc, inputs_fn=inputs_fn),
-        in_shardings=(p_sh, b_sh, rep), out_shardings=rep)
+        in_shardings=(self.state_sharding.params, b_sh, rep), out_shardings=rep)
     self.rng = jax.random.key(cfg.seed + 1)
 
   def init_state(self) -> steps.TrainState:
@@ -183,25 +154,6 @@ class Run:
       weight += w
     return {f"eval/{k}": v / max(weight, 1.0) for k, v in totals.items()} | {
         "eval/windows": weight}
-
-
-def _opt_shardings(opt_abstract, p_sh, rep):
-  """Adam's moments shard like the parameters; counters are replicated."""
-  p_struct = jax.tree.structure(p_sh)
-
-  def visit(node):
-    try:
-      if jax.tree.structure(node) == p_struct:
-        return p_sh
-    except Exception:  # noqa: BLE001
-      pass
-    if isinstance(node, tuple) and not hasattr(node, "_fields"):
-      return tuple(visit(c) for c in node)
-    if hasattr(node, "_fields"):
-      return type(node)(*[visit(getattr(node, f)) for f in node._fields])
-    return jax.tree.map(lambda _: rep, node)
-
-  return visit(opt_abstract)
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -251,9 +203,9 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
                           f"data set {cfg.data.dataset} (train, {cfg.data.converter})",
                           cfg.data.max_windows_per_piece or None)
   eval_windows = run.windows(cfg.data.eval_split)
-  write_config(cfg, workdir)
+  checkpoints.write_config(cfg, workdir)
   it = run.train_iterator(train_windows)
-  mngr = checkpoint_manager(workdir, cfg)
+  mngr = checkpoints.training_manager(workdir, cfg)
   state = run.init_state()
   start = 0
   if mngr.latest_step() is not None:
@@ -336,27 +288,15 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
 
 
 def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None = None):
-  """Parameters of a checkpoint (latest by default), placed for `run`'s mesh."""
+  """Parameters alone of a checkpoint (latest by default), placed for `run`'s mesh."""
   run = run or Run(cfg)
-  mngr = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               item_handlers={"state": ocp.StandardCheckpointHandler()})
-  steps_avail = mngr.all_steps()
-  if not steps_avail:
-    raise TrainError(f"--workdir {workdir}: no checkpoint; train first (mvae train --config ... "
-                     f"--workdir {workdir})")
-  step = steps_avail[-1] if step is None else step
-  if step not in steps_avail:
-    raise TrainError(f"--workdir {workdir}: no checkpoint at step {step}; have {steps_avail}")
   try:
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(run.abstract_state)))
-  except (ValueError, KeyError, TypeError) as e:
-    raise TrainError(f"--workdir {workdir}: checkpoint {step} does not fit config {cfg.name} "
-                     f"({str(e).splitlines()[0][:100]}); pass the config it was trained "
-                     "with") from None
-  finally:
-    mngr.close()
-  return restored["state"].params, step
+    return checkpoints.restore_params(workdir, run.abstract_state.params, step)
+  except checkpoints.MismatchError as e:
+    raise TrainError(f"{e}; pass the config it was trained with: --config "
+                     f"{os.path.join(workdir, checkpoints.CONFIG_FILE)}") from None
+  except (checkpoints.CheckpointError, ValueError) as e:
+    raise TrainError(str(e)) from None
 
 
 def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = None) -> dict:

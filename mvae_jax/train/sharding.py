@@ -44,10 +44,33 @@ def make_mesh(model_parallelism: int = 1, devices=None) -> Mesh:
   return Mesh(devices.reshape(-1, model_parallelism), ("data", "model"))
 
 
-def param_shardings(boxed_abstract_params, mesh: Mesh, rules) -> object:
-  """NamedShardings for parameters from their logical axis names and the rules table."""
-  specs = nn.get_partition_spec(boxed_abstract_params)
-  return nn.logical_to_mesh_sharding(specs, mesh, [tuple(r) for r in rules])
+def logical_shardings(boxed_abstract_tree, mesh: Mesh, rules) -> object:
+  """NamedShardings for every array of a tree from the logical axis names its boxes carry
+  (`nn.with_logical_partitioning`) and the rules table; unboxed leaves are replicated.
+
+  Works on any tree built from boxed parameters (the train state: Adam's moments carry their
+  parameter's names). A ValueError names a logical axis without a rule, a rule for an axis no
+  array has, or a mesh axis the mesh lacks.
+  """
+  rules = [tuple(r) for r in rules]
+  specs = nn.get_partition_spec(boxed_abstract_tree)
+  used = {a for spec in jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, P))
+          for a in spec if isinstance(a, str)}
+  named = {r[0] for r in rules}
+  where = "--config.train.logical_axis_rules"
+  if used - named:
+    missing = sorted(used - named)
+    raise ValueError(f"{where}: no rule for logical axis {missing[0]!r}; add "
+                     f"[{missing[0]!r}, None] (replicated) or [{missing[0]!r}, 'model']")
+  if named - used:
+    raise ValueError(f"{where}: rule for {sorted(named - used)[0]!r}, which no parameter has; "
+                     f"the axes are {sorted(used)}")
+  for name, axes in rules:
+    for axis in (axes,) if isinstance(axes, str) else (axes or ()):
+      if axis not in mesh.axis_names:
+        raise ValueError(f"{where}: rule [{name!r}, {axes!r}] names mesh axis {axis!r}; the "
+                         f"mesh axes are {list(mesh.axis_names)}")
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -57,6 +57,18 @@ class StepConfig:
     return not (self.sampling_schedule == "constant" and self.sampling_rate == 0.0)
 
 
+def step_config_of(cfg, converter) -> StepConfig:
+  """The steps' settings from a config's loss, optim, sampling and train sections."""
+  return StepConfig(
+      depths=tuple(converter.output_depths), free_bits=cfg.loss.free_bits,
+      max_beta=cfg.loss.max_beta, beta_rate=cfg.loss.beta_rate,
+      learning_rate=cfg.optim.learning_rate, decay_rate=cfg.optim.decay_rate,
+      min_learning_rate=cfg.optim.min_learning_rate, grad_clip=cfg.optim.grad_clip,
+      grad_norm_clip_to_zero=cfg.optim.grad_norm_clip_to_zero,
+      sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate,
+      compute_dtype=cfg.train.compute_dtype)
+
+
 def scale_by_tf_adam(b1: float = 0.9, b2: float = 0.999,
                      eps: float = 1e-8) -> optax.GradientTransformation:
   """Adam's direction as TensorFlow computes it (and so Magenta's checkpoints were trained):
@@ -103,18 +115,11 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   def loss_fn(params):
     if sc.compute_dtype != "float32":  # mixed precision: bf16 matmuls, f32 master weights
       params = jax.tree.map(lambda p_: p_.astype(sc.compute_dtype), params)
-    mu, sigma = model.apply({"params": params}, x, lengths, method="encode")
-    k_eps, k_dec = jax.random.split(key)
-    z = mu + eps_scale * sigma * jax.random.normal(k_eps, mu.shape, mu.dtype)
-    if sc.scheduled:
-      logits = model.apply({"params": params}, z, labels, k_dec, p, method="scheduled_logits")
-    else:
-      logits = model.apply({"params": params}, z, labels, method="teacher_logits")
-    out = {"mu": mu, "sigma": sigma, "logits": logits}
+    out = model.apply({"params": params}, x, labels, lengths, key, p, sc.scheduled, eps_scale)
     loss, terms = obj.vae_loss(out, labels, lengths, sc.depths, state.step,
                                free_bits=sc.free_bits, max_beta=sc.max_beta,
                                beta_rate=sc.beta_rate, weights=batch.get("mask"))
-    return loss, (terms, logits)
+    return loss, (terms, out["logits"])
 
   (loss, (terms, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   gnorm = optax.global_norm(grads)
@@ -141,13 +146,13 @@ def eval_step(params, batch: dict, rng: jax.Array, *, model, sc: StepConfig, inp
   """Held-out metrics with z = μ: loss terms, teacher-forced accuracy, and the accuracy of
   free-running argmax decoding (the model fed its own tokens)."""
   labels, lengths, mask = batch["labels"], batch["lengths"], batch["mask"]
-  x = inputs_fn(labels)
-  mu, sigma = model.apply({"params": params}, x, lengths, method="encode")
-  logits = model.apply({"params": params}, mu, labels, method="teacher_logits")
-  _, terms = obj.vae_loss({"mu": mu, "sigma": sigma, "logits": logits}, labels, lengths,
-                          sc.depths, step, free_bits=sc.free_bits, max_beta=sc.max_beta,
-                          beta_rate=sc.beta_rate, weights=mask)
-  sampled, _ = model.apply({"params": params}, mu, rng, 0.0, labels.shape[1], method="sample")
+  k_fwd, k_sample = jax.random.split(rng)
+  out = model.apply({"params": params}, inputs_fn(labels), labels, lengths, k_fwd, eps_scale=0.0)
+  mu, logits = out["mu"], out["logits"]
+  _, terms = obj.vae_loss(out, labels, lengths, sc.depths, step, free_bits=sc.free_bits,
+                          max_beta=sc.max_beta, beta_rate=sc.beta_rate, weights=mask)
+  sampled, _ = model.apply({"params": params}, mu, k_sample, 0.0, labels.shape[1],
+                           method="sample")
   tf_acc = obj.accuracy(obj.stream_argmax(logits, sc.depths), labels, lengths, mask)
   return {"r_loss": terms["r_loss"], "kl_loss": terms["kl_loss"], "kl_bits": terms["kl_bits"],
           "loss": terms["loss"], "accuracy": tf_acc,
@@ -155,5 +160,5 @@ def eval_step(params, batch: dict, rng: jax.Array, *, model, sc: StepConfig, inp
           "weight": jnp.sum(mask)}
 
 
-__all__ = ["TrainState", "StepConfig", "make_optimizer", "scale_by_tf_adam", "train_step",
-           "eval_step"]
+__all__ = ["TrainState", "StepConfig", "step_config_of", "make_optimizer", "scale_by_tf_adam",
+           "train_step", "eval_step"]

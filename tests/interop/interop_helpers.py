@@ -53,8 +53,8 @@ def overrides(name: str) -> list[str]:
 
 
 def config(name: str):
-  from mvae_jax import cli
-  return cli.load_config(INDEX[name]["base_config"], overrides(name))
+  from mvae_jax import config
+  return config.load(INDEX[name]["base_config"], overrides(name))
 
 
 def reference(name: str):

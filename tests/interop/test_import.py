@@ -18,7 +18,7 @@ import pytest
 import interop_helpers as H
 from conftest import FIXTURE_MIDI
 from interop_helpers import client  # noqa: F401  (fixture)
-from mvae_jax import cli, generate
+from mvae_jax import cli, config, generate
 from mvae_jax.experiments import common
 from mvae_jax.interop import magenta_names as mn
 from mvae_jax.interop import tf_checkpoint as tfc
@@ -178,7 +178,7 @@ def test_tar_optimizer_state_eval_finetune_and_client(fixture_dataset, data_dir,
                            "--optimizer_state")
   assert code == 0, err
   assert "optimizer state: imported" in out
-  cfg = cli.load_config("cat-mel_2bar_small", H.overrides("cat-mel_2bar_tiny") + data)
+  cfg = config.load("cat-mel_2bar_small", H.overrides("cat-mel_2bar_tiny") + data)
   import orbax.checkpoint as ocp
   import optax
   run = loop.Run(cfg)

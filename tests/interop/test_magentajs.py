@@ -19,7 +19,7 @@ import pytest
 import interop_helpers as H
 from interop_helpers import (MU_TOL, agreement, agrees, client, fixture_labels,  # noqa: F401
                              ours_for, run_judge, z_batch)
-from mvae_jax import cli, generate
+from mvae_jax import cli, config, generate
 from mvae_jax.interop import magentajs, magenta_names as mn
 from mvae_jax.interop.workdir import write_workdir
 
@@ -62,7 +62,7 @@ def _layers(flat: dict, init_name: str) -> list[str]:
 
 def hier_mel_workdir(path: str):
   """hier-mel_16bar at a small size with Magenta-fixture-style weights (N(0, 0.3²))."""
-  cfg = cli.load_config("hier-mel_16bar", ["--config.model.z_size=8",
+  cfg = config.load("hier-mel_16bar", ["--config.model.z_size=8",
                                            "--config.model.enc_rnn_size=[16]",
                                            "--config.model.dec_rnn_size=[12,12]"])
   rng = np.random.default_rng(1001)
@@ -130,7 +130,7 @@ def test_magenta_js_client_agrees_and_the_judge_catches_bugs(client, tmp_path):
     (site / out).mkdir()
     magentajs.write(str(site / out), models[k].cfg, models[k].conv, flat)
   # A layout magenta.js loads without an error but wrongly: 2 layers per hierarchical level.
-  cfg2 = cli.load_config("hier-mel_16bar", ["--config.model.z_size=8",
+  cfg2 = config.load("hier-mel_16bar", ["--config.model.z_size=8",
                                             "--config.model.enc_rnn_size=[16,16]",
                                             "--config.model.dec_rnn_size=[12,12]"])
   rng = np.random.default_rng(7)

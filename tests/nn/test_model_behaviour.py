@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mvae_jax import config
+from mvae_jax import model as build
 from mvae_jax.experiments import common
 from mvae_jax.music import converters
 from mvae_jax.nn import vae
-from mvae_jax.train import build
 
 
 def small(decoder="flat", name="mel_16bar", core_per_stream=False, encoder="bidirectional"):
@@ -151,7 +152,7 @@ def magenta_param_count(cfg, conv) -> int:
 
 @pytest.mark.parametrize("name", [n for n in common.names() if not n.endswith("_tiny")])
 def test_full_size_parameter_counts_equal_magentas(name):
-  cfg = common.load(name)
+  cfg = config.load(name)
   conv = build.converter_of(cfg)
   model = build.model_of(cfg, conv)
   ours = build.count_params(build.abstract_params(model, conv))

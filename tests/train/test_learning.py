@@ -8,15 +8,15 @@ import jax
 import numpy as np
 import pytest
 
-from mvae_jax import data
-from mvae_jax.experiments import common
-from mvae_jax.train import build, steps
+from mvae_jax import config, data
+from mvae_jax import model as build
+from mvae_jax.train import steps
 
 
 def train(cfg, data_dir, num_steps, seed=0):
   conv = build.converter_of(cfg)
   model = build.model_of(cfg, conv)
-  sc = build.step_config_of(cfg, conv)
+  sc = steps.step_config_of(cfg, conv)
   tx = steps.make_optimizer(sc)
   state = steps.TrainState.create(build.init_params(model, conv, jax.random.key(seed)), tx)
   windows = data.load_windows(cfg.data.dataset, "train", cfg.data.converter, data_dir=data_dir)
@@ -33,7 +33,7 @@ def train(cfg, data_dir, num_steps, seed=0):
 
 
 def test_loss_falls_on_folk_melodies(folk_dataset, data_dir):
-  cfg = common.load("cat-mel_2bar_small_tiny")
+  cfg = config.load("cat-mel_2bar_small_tiny")
   _, _, _, state, _, hist = train(cfg, data_dir, 150)
   r = np.array([h["r_loss"] for h in hist])
   assert np.all(np.isfinite(r))
@@ -44,7 +44,7 @@ def test_loss_falls_on_folk_melodies(folk_dataset, data_dir):
 
 @pytest.mark.slow
 def test_trained_tiny_model_reconstructs_above_chance(folk_dataset, data_dir):
-  cfg = common.load("cat-mel_2bar_small_tiny")
+  cfg = config.load("cat-mel_2bar_small_tiny")
   cfg.unlock()
   cfg.optim.learning_rate = 3e-3
   conv, model, sc, state, windows, _ = train(cfg, data_dir, 1500)

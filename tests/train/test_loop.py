@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURE_MIDI
-from mvae_jax import cli
-from mvae_jax.experiments import common
+from mvae_jax import checkpoints, cli, config
 from mvae_jax.train import loop, sharding
 
 
@@ -27,7 +26,7 @@ def tiny_overrides(data_dir):
 
 
 def tiny_config(data_dir):
-  return cli.load_config("cat-mel_2bar_small_tiny", tiny_overrides(data_dir))
+  return config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir))
 
 
 def test_sharded_step_equals_one_device(fixture_dataset, data_dir):
@@ -115,8 +114,8 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
   code, lines = run("train", "--config", "cat-mel_2bar_small_tiny", "--workdir", str(tmp_path),
                     f"--config.data.data_dir={tmp_path / 'none'}")
   assert code == 2 and "mvae prepare folk_melodies" in lines[0]
-  cfg = common.load("cat-mel_2bar_small_tiny")
-  loop.write_config(cfg, str(tmp_path))
+  cfg = config.load("cat-mel_2bar_small_tiny")
+  checkpoints.write_config(cfg, str(tmp_path))
   cfg.unlock()
   cfg.model.z_size = 64
   with pytest.raises(loop.TrainError) as e:
@@ -125,7 +124,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
 
 
 def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
-  cfg = cli.load_config("cat-mel_2bar_small_tiny",
+  cfg = config.load("cat-mel_2bar_small_tiny",
                         tiny_overrides(data_dir) + ["--config.train.compute_dtype=bfloat16"])
   run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
   it = run.train_iterator(run.windows("train"))
@@ -136,3 +135,23 @@ def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
     losses.append(float(m["loss"]))
   assert all(np.isfinite(losses)) and int(state.skipped) == 0
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
+
+
+def test_data_hints_name_flags_that_exist_and_work_when_tried(tmp_path, capsys):
+  fresh = tmp_path / "data"
+  base = ["train", "--config", "cat-mel_2bar_small_tiny", "--workdir", str(tmp_path / "run"),
+          "--config.data.dataset=midi_dir", f"--config.data.data_dir={fresh}"]
+  assert cli.main(base + ["--config.data.midi_dir", str(tmp_path / "nowhere")]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "--config.data.midi_dir" in err and "no such folder" in err
+  assert cli.main(base + [f"--config.data.midi_dir={FIXTURE_MIDI}"]) == 2
+  hint = capsys.readouterr().err.split("`")[1]
+  assert hint.startswith("mvae prepare midi_dir --midi_dir"), hint
+  r = subprocess.run([sys.executable, "-m", "mvae_jax", *hint.split()[1:]], capture_output=True,
+                     text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert cli.main(base + [f"--config.data.midi_dir={FIXTURE_MIDI}",
+                          "--config.train.batch_size", "80000"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "lower --config.train.batch_size" in err, err
+  assert config.load("cat-mel_2bar_small_tiny", ["--config.train.batch_size=16"])

@@ -16,9 +16,9 @@ CODE = """
 import json, sys
 import jax
 jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
-from mvae_jax import cli
+from mvae_jax import config
 from mvae_jax.train import loop
-cfg = cli.load_config("cat-mel_2bar_small_tiny", sys.argv[4:])
+cfg = config.load("cat-mel_2bar_small_tiny", sys.argv[4:])
 last = loop.train(cfg, sys.argv[3], progress=False)
 params, step = loop.restore_params(cfg, sys.argv[3])
 leaves = jax.tree.leaves(jax.device_get(params))
