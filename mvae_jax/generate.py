@@ -68,12 +68,13 @@ class TrainedModel:
     """From a workdir (its latest checkpoint), `workdir/checkpoints/<step>`, or an inference
     bundle (`mvae export --format bundle`)."""
     from mvae_jax.interop import bundle as bundle_lib  # noqa: PLC0415
-    if bundle_lib.is_bundle(os.path.abspath(os.path.expanduser(workdir_or_checkpoint))):
+    full = os.path.abspath(os.path.expanduser(workdir_or_checkpoint))
+    if bundle_lib.is_bundle(full):
       try:
-        return bundle_lib.load(os.path.abspath(os.path.expanduser(workdir_or_checkpoint)),
-                               batch_size)
+        b = bundle_lib.read(full)
       except bundle_lib.BundleError as e:
         raise ModelError(str(e)) from None
+      return cls(b.cfg, b.params, b.step, batch_size, full)
     path, step = checkpoints.resolve(workdir_or_checkpoint)
     try:
       out = cls(checkpoints.read_config(path), None, -1, batch_size, path)

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from mvae_jax.interop import magenta_import
+from mvae_jax.interop.exporters import ExportError, human
 from mvae_jax.interop.magenta_import import MagentaImportError
 from mvae_jax.interop.tf_checkpoint import CheckpointError
 from mvae_jax.interop.workdir import WorkdirError
 
 
-class ExportError(ValueError):
-  """A model that cannot be exported in a format; str() is one line saying why."""
-
-
 # Every error of these modules is a ValueError with a one-line message (generate.ModelError too).
 INTEROP_ERRORS = (MagentaImportError, CheckpointError, WorkdirError, ExportError, ValueError,
                   FileNotFoundError)
-
-
-def human(n: int) -> str:
-  for unit in ("B", "KiB", "MiB", "GiB"):
-    if n < 1024 or unit == "GiB":
-      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-    n /= 1024
-  return str(n)
 
 
 def import_command(checkpoint: str, cfg, workdir: str, *, reset_step: bool = False,

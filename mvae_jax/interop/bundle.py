@@ -109,10 +109,3 @@ def read(path: str) -> Bundle:
   return Bundle(cfg, flat, int(manifest["step"]), manifest)
 
 
-def load(path: str, batch_size: int = 64):
-  """A `generate.TrainedModel` from a bundle."""
-  from mvae_jax import generate  # noqa: PLC0415
-  b = read(path)
-  model = generate.TrainedModel(b.cfg, b.params, b.step, batch_size)
-  model.workdir = os.path.abspath(path)
-  return model

@@ -66,7 +66,7 @@ def add_parsers(sub, load_config, user_error) -> None:
               flat-*_16bar with 2 encoder layers and hierdec-* are refused, with the reason)
   magenta-tf  model.ckpt-STEP.index/.data-00000-of-00001 + checkpoint, Magenta's variable names
   bundle      params.npz + config.json + bundle.json: parameters only, for
-              mvae_jax.interop.bundle.load and as a source of mvae export
+              generate.TrainedModel.load and as a source of mvae export
 examples:
   mvae export web/mel --format magenta-js --workdir runs/mel
   mvae export mel_tf --format magenta-tf --workdir runs/mel --optimizer_state

@@ -16,6 +16,18 @@ from mvae_jax.interop import tf_checkpoint as tfc
 from mvae_jax.interop.workdir import check_empty_destination, staged
 
 
+class ExportError(ValueError):
+  """A model that cannot be exported in a format; str() is one line saying why."""
+
+
+def human(n: int) -> str:
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if n < 1024 or unit == "GiB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1024
+  return str(n)
+
+
 class Source:
   """A model to export: cfg, conv, flat params (name -> float32 array), step, Adam state."""
 
@@ -33,7 +45,6 @@ def _flatten(params) -> dict:
 
 def load_source(path: str, optimizer_state: bool = False) -> Source:
   """A workdir (latest checkpoint), `WORKDIR/checkpoints/STEP`, or a bundle folder."""
-  from mvae_jax.interop.api import ExportError  # noqa: PLC0415
   if not os.path.exists(path):
     raise ExportError(f"{path}: no such workdir, checkpoint or bundle")
   if bundle_lib.is_bundle(path):
@@ -82,7 +93,6 @@ def magenta_tf_tensors(src: Source) -> dict:
 
 
 def _sizes_line(out: str, src: Source) -> str:
-  from mvae_jax.interop.api import human  # noqa: PLC0415
   total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
   ckpt = os.path.join(os.path.abspath(src.path), "checkpoints")
   ref = ""
@@ -97,7 +107,6 @@ def _sizes_line(out: str, src: Source) -> str:
 
 def export(path: str, fmt: str, out: str, *, quantize: str | None = None,
            optimizer_state: bool = False) -> str:
-  from mvae_jax.interop.api import ExportError  # noqa: PLC0415
   check_empty_destination(out, "OUT")
   src = load_source(path, optimizer_state)
   if fmt == "magenta-js":

@@ -118,9 +118,10 @@ def _opt_state_from_adam(cfg, params, adam):
   import optax  # noqa: PLC0415
   from flax import traverse_util  # noqa: PLC0415
 
-  from mvae_jax.train import build, steps  # noqa: PLC0415
+  from mvae_jax import model as model_lib  # noqa: PLC0415
+  from mvae_jax.train import steps  # noqa: PLC0415
   count, mu, nu = adam
-  tx = steps.make_optimizer(build.step_config_of(cfg))
+  tx = steps.make_optimizer(steps.step_config_of(cfg, model_lib.converter_of(cfg)))
   state = tx.init(params)
   unflat = lambda d: traverse_util.unflatten_dict(  # noqa: E731
       {k: jnp.asarray(v, jnp.float32) for k, v in d.items()}, sep="/")

@@ -1,6 +1,6 @@
 """Writing a model as a training workdir, as `mvae train` leaves one, atomically.
 
-The layout is train/loop.py's: `config.json` plus an Orbax CheckpointManager under `checkpoints/`
+The layout is mvae_jax/checkpoints.py's: `config.json` plus an Orbax CheckpointManager under `checkpoints/`
 with the items "state" (a `steps.TrainState`) and "data" (the grain iterator state). The "data"
 item written here is the state of a *fresh* iterator (`{"next_index": 0}`: it does not depend on
 the data), so `mvae train` resumes from an imported workdir exactly like from its own, starting the
@@ -77,10 +77,11 @@ def write_workdir(path: str, cfg, params: dict, step: int, opt_state=None,
   import jax.numpy as jnp  # noqa: PLC0415
   import orbax.checkpoint as ocp  # noqa: PLC0415
 
-  from mvae_jax.train import build, loop, steps  # noqa: PLC0415
+  from mvae_jax import checkpoints, model as model_lib  # noqa: PLC0415
+  from mvae_jax.train import steps  # noqa: PLC0415
 
-  conv = build.converter_of(cfg)
-  tx = steps.make_optimizer(build.step_config_of(cfg, conv))
+  conv = model_lib.converter_of(cfg)
+  tx = steps.make_optimizer(steps.step_config_of(cfg, conv))
   params = {k: v for k, v in params.items()}
   import jax  # noqa: PLC0415
   params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
@@ -88,11 +89,11 @@ def write_workdir(path: str, cfg, params: dict, step: int, opt_state=None,
   if opt_state is not None:
     state = state.replace(opt_state=opt_state)
   with staged(path) as tmp:
-    loop.write_config(cfg, tmp)
+    checkpoints.write_config(cfg, tmp)
     for name, text in (extra_files or {}).items():
       with open(os.path.join(tmp, name), "w") as f:
         f.write(text)
-    mngr = loop.checkpoint_manager(tmp, cfg)
+    mngr = checkpoints.training_manager(tmp, cfg)
     try:
       mngr.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),

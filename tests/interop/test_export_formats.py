@@ -99,7 +99,7 @@ def test_bundle_is_params_only_and_reproduces_the_model(tmp_path):
   manifest = json.loads((tmp_path / "b" / "bundle.json").read_text())
   assert manifest["format"] == "mvae-bundle" and manifest["version"] == 1
   assert manifest["step"] == 1000 and manifest["converter"] == "mel_2bar"
-  m = bundle.load(str(tmp_path / "b"))
+  m = generate.TrainedModel.load(str(tmp_path / "b"))
   ref = H.reference(NAME)
   labels = np.stack([m.conv.as_labels(o) for o in ref["outputs"]]).astype(np.int32)
   _, mu, sigma = m.encode_labels(labels)

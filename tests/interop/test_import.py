@@ -22,7 +22,8 @@ from mvae_jax import cli, config, generate
 from mvae_jax.experiments import common
 from mvae_jax.interop import magenta_names as mn
 from mvae_jax.interop import tf_checkpoint as tfc
-from mvae_jax.train import build, loop
+from mvae_jax import model as model_lib
+from mvae_jax.train import loop
 
 
 def run_cli(*argv):
@@ -63,8 +64,8 @@ def test_expected_variables_of_every_experiment_are_our_parameters():
   from flax import traverse_util
   for name in common.names():
     cfg = common.load(name)
-    conv = build.converter_of(cfg)
-    ours = traverse_util.flatten_dict(build.abstract_params(build.model_of(cfg, conv), conv),
+    conv = model_lib.converter_of(cfg)
+    ours = traverse_util.flatten_dict(model_lib.abstract_params(model_lib.model_of(cfg, conv), conv),
                                       sep="/")
     assert {k: tuple(v.shape) for k, v in ours.items()} == mn.expected_for(cfg), name
   for name in H.NAMES:  # and Magenta's own lists for the fixture models
