@@ -45,7 +45,7 @@ def main():
   args = ap.parse_args()
 
   from mvae_jax import config
-  from mvae_jax import model as build
+  from mvae_jax import model as model_lib
   from mvae_jax.train import steps
 
   dev = jax.devices()[0]
@@ -57,12 +57,12 @@ def main():
   print("|---|---|---|---|---|---|---|---|")
   for name in args.configs.split(","):
     cfg = config.load(name)
-    conv = build.converter_of(cfg)
-    model = build.model_of(cfg, conv)
+    conv = model_lib.converter_of(cfg)
+    model = model_lib.model_of(cfg, conv)
     sc = steps.step_config_of(cfg, conv)
     tx = steps.make_optimizer(sc)
     b = args.batch_size or cfg.train.batch_size
-    params = build.init_params(model, conv, jax.random.key(0))
+    params = model_lib.init_params(model, conv, jax.random.key(0))
     state = steps.TrainState.create(params, tx)
     rng = np.random.default_rng(0)
     labels = np.stack([rng.integers(0, d, (b, conv.window_steps)) for d in conv.output_depths],
@@ -70,7 +70,7 @@ def main():
     batch = {"labels": jnp.asarray(labels), "lengths": jnp.full((b,), conv.window_steps),
              "mask": jnp.ones((b,))}
     fn = jax.jit(functools.partial(steps.train_step, model=model, sc=sc,
-                                   inputs_fn=build.inputs_fn_of(conv), tx=tx), donate_argnums=0)
+                                   inputs_fn=model_lib.inputs_fn_of(conv), tx=tx), donate_argnums=0)
     compiled = fn.lower(state, batch, jax.random.key(1)).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -82,7 +82,7 @@ def main():
       state, m = fn(state, batch, jax.random.key(1))
     jax.block_until_ready(m)
     sps = args.steps / (time.perf_counter() - t)
-    print(f"| {name} | {b} | {build.count_params(params) / 1e6:.2f}M | {sps:.2f} | {sps * b:.0f} | "
+    print(f"| {name} | {b} | {model_lib.count_params(params) / 1e6:.2f}M | {sps:.2f} | {sps * b:.0f} | "
           f"{flops / 1e9:.2f} | {flops * sps / 1e9:.1f} | {100 * flops * sps / peak:.0f}% |",
           flush=True)
 
