@@ -109,7 +109,7 @@ def test_shape_mismatch_is_one_line_naming_the_matching_config(tmp_path):
   assert err[0].startswith("mvae import: error: variable encoder/mu/kernel: "
                            "config cat-mel_2bar_small_tiny expects [256, 16], the checkpoint "
                            "has [256, 32]; the checkpoint matches --config cat-mel_2bar_big_tiny "
-                           "(or cat-mel_2bar_small_tiny, flat-mel_16bar_tiny)"), err
+                           "(or cat-mel_2bar_small_tiny, demo-mel_2bar, flat-mel_16bar_tiny)"), err
   assert not (tmp_path / "w").exists() and not leftovers(tmp_path)
   # a drum model's checkpoint imported as a melody model: the shapes say so
   code, _, err = run_cli("import", os.path.join(H.CHECKPOINTS, "cat-drums_2bar_tiny"),
