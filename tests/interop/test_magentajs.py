@@ -194,7 +194,7 @@ def test_unsupported_structures_are_refused_before_writing(tmp_path):
   # single encoder layer, so magenta.js builds them too (a flat trio it cannot: 3 decoders).
   loadable = {"cat-mel_2bar_small", "cat-mel_2bar_big", "cat-drums_2bar_small",
               "cat-drums_2bar_big", "hier-mel_16bar", "flat-mel_16bar_tiny",
-              "flat-drums_16bar_tiny"}
+              "flat-drums_16bar_tiny", "demo-mel_2bar"}
   from mvae_jax.experiments import common
   for name in common.names():
     cfg = common.load(name)
