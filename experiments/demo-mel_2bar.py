@@ -3,13 +3,13 @@
 The whole demo, data build included, must finish in 8 minutes on 2 cores. Settings chosen by
 measurement with bench/demo_tuning.py (README, "The demo's figures", has the runs):
 * the `_tiny` size (z 32, encoder [128], decoder [128, 128], batch 64): the step's CPU time grows
-  linearly with batch and 2.7x at width 256, so small steps give the most updates;
+  about linearly with batch and 2.3x at width 256, so small steps give the most updates;
 * learning rate 1e-2 decaying to 1.7e-3 by step 2,500 (decay_rate 0.9993);
 * a constant β = 0.2 with 48 free bits instead of Magenta's slow β schedule, under which the KL
   runs to 110-130 bits: capped near 48 bits the model reconstructs better from step 1,000 on;
 * scheduled sampling (exponential, p = 1 - 0.9997^step, 0.53 at step 2,500): argmax decoding is
   free-running, and this cut the teacher-forced minus free-running gap from 0.045 to 0.014 at
-  step 2,000 at no extra cost per step;
+  step 2,000, for about 10% more CPU time per step;
 * no transposition: the held-out windows are untransposed folk tunes.
 """
 
