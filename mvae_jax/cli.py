@@ -201,10 +201,11 @@ def _attributes(args) -> int:
 
 def _demo(args) -> int:
   from mvae_jax import demo  # noqa: PLC0415
+  from mvae_jax.train import loop  # noqa: PLC0415
   _quiet_logs()
   try:
     demo.run(args.workdir, args.out, args.steps, args.data_dir)
-  except ValueError as e:
+  except (ValueError, loop.TrainError) as e:  # e.g. a --workdir of another run
     raise UserError(str(e)) from None
   return 0
 

@@ -35,3 +35,17 @@ def test_demo_is_deterministic_and_reports_its_figures(folk_dataset, data_dir, t
   assert os.path.getsize(a["picture"]) > 10_000
   mids = [f for f in os.listdir(out) if f.endswith(".mid")]
   assert len(mids) == 8 + 7 + 2 + 2
+
+
+def test_demo_in_a_workdir_of_another_run_is_one_line(folk_dataset, data_dir, tmp_path):
+  import subprocess
+  import sys
+  work = tmp_path / "run"
+  work.mkdir()
+  (work / "config.json").write_text(json.dumps({"name": "cat-mel_2bar_small_tiny"}))
+  r = subprocess.run([sys.executable, "-m", "mvae_jax", "demo", "--workdir", str(work), "--out",
+                      str(tmp_path / "out"), "--data_dir", data_dir, "--steps", "5"],
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 2, r.stderr[-2000:]
+  lines = [l for l in r.stderr.splitlines() if l.startswith("mvae")]
+  assert len(lines) == 1 and "--workdir" in lines[0], r.stderr[-2000:]
