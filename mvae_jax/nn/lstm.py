@@ -100,13 +100,23 @@ class LSTMStack(nn.Module):
 # --- pure functions -------------------------------------------------------------------------------
 
 
+def _activations(w_h: jax.Array, x_proj: jax.Array, h: jax.Array) -> jax.Array:
+  """σ(i), tanh(j), σ(f + 1), σ(o) `[B, 4H]` (float32) from x_proj `[B, 4H]` and h `[B, H]`."""
+  gates = (x_proj + h.astype(w_h.dtype) @ w_h).astype(jnp.float32)
+  i, j, f, o = jnp.split(gates, 4, axis=-1)
+  return jnp.concatenate([jax.nn.sigmoid(i), jnp.tanh(j), jax.nn.sigmoid(f + FORGET_BIAS),
+                          jax.nn.sigmoid(o)], axis=-1)
+
+
+def _update(acts: jax.Array, c: jax.Array) -> State:
+  i, j, f, o = jnp.split(acts, 4, axis=-1)
+  c = f * c + i * j
+  return State(c, o * jnp.tanh(c))
+
+
 def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
   """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`."""
-  gates = x_proj + state.h.astype(w_h.dtype) @ w_h
-  i, j, f, o = jnp.split(gates.astype(jnp.float32), 4, axis=-1)
-  c = jax.nn.sigmoid(f + FORGET_BIAS) * state.c + jax.nn.sigmoid(i) * jnp.tanh(j)
-  h = jax.nn.sigmoid(o) * jnp.tanh(c)
-  return State(c, h)
+  return _update(_activations(w_h, x_proj, state.h), state.c)
 
 
 def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
@@ -118,6 +128,76 @@ def zero_state(batch: int, units: int) -> State:
   return State(jnp.zeros((batch, units), jnp.float32), jnp.zeros((batch, units), jnp.float32))
 
 
+def _forward(w_h, xs, c0, h0, ms):
+  """The recurrence, time-major: xs `[T, B, 4H]`, ms `[T, B]` bool or None.
+
+  Returns hs, cs `[T, B, H]` (the state after each step; a masked step repeats the previous
+  one), the gate activations `[T, B, 4H]` and the final c, h.
+  """
+
+  def step(carry, inp):
+    xp, m = inp if ms is not None else (inp, None)
+    acts = _activations(w_h, xp, carry.h)
+    new = _update(acts, carry.c)
+    if m is not None:
+      new = State(jnp.where(m[:, None], new.c, carry.c), jnp.where(m[:, None], new.h, carry.h))
+    return new, (new.h, new.c, acts)
+
+  final, (hs, cs, acts) = jax.lax.scan(step, State(c0, h0), xs if ms is None else (xs, ms))
+  return hs, cs, acts, final
+
+
+@jax.custom_vjp
+def _recurrence(w_h, xs, c0, h0, ms):
+  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass."""
+  hs, _, _, final = _forward(w_h, xs, c0, h0, ms)
+  return hs, final.c, final.h
+
+
+def _recurrence_fwd(w_h, xs, c0, h0, ms):
+  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms)
+  return (hs, final.c, final.h), (w_h, jnp.zeros((0,), xs.dtype), hs, cs, acts, c0, h0, ms)
+
+
+def _recurrence_bwd(res, cts):
+  """Backward through time keeping only dh @ W_hᵀ inside the scan.
+
+  The gates' cotangents dg_t are the input projection's cotangents; W_h's is then one large
+  matmul over all steps, Σ_t h_{t-1}ᵀ dg_t, instead of a [H, 4H] accumulator carried and
+  updated at every step (what differentiating the scan would do).
+  """
+  w_h, x_like, hs, cs, acts, c0, h0, ms = res
+  d_hs, d_c, d_h = cts
+  c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
+
+  def step(carry, inp):
+    dc, dh = carry
+    dh_out, a, c, cp = inp[:4]
+    dh = dh + dh_out
+    i, j, f, o = jnp.split(a, 4, axis=-1)
+    tc = jnp.tanh(c)
+    dc_tot = dc + dh * o * (1 - tc * tc)
+    dg = jnp.concatenate([dc_tot * j * i * (1 - i), dc_tot * i * (1 - j * j),
+                          dc_tot * cp * f * (1 - f), dh * tc * o * (1 - o)], axis=-1)
+    dh_prev = (dg.astype(w_h.dtype) @ w_h.T).astype(jnp.float32)
+    dc_prev = dc_tot * f
+    if ms is not None:  # a masked step passed its state through unchanged
+      m = inp[4][:, None]
+      dg = jnp.where(m, dg, 0.0)
+      dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
+    return (dc_prev, dh_prev), dg
+
+  xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
+  (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
+  t, b = dgs.shape[:2]
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).reshape(t * b, -1).astype(w_h.dtype)
+  d_w_h = (h_prev.T @ dgs.reshape(t * b, -1).astype(w_h.dtype)).astype(w_h.dtype)
+  return d_w_h, dgs.astype(x_like.dtype), d_c0.astype(c0.dtype), d_h0.astype(h0.dtype), None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
                mask: jax.Array | None = None) -> tuple[jax.Array, State]:
   """Runs one layer over time.
@@ -126,21 +206,10 @@ def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
   where False steps leave the state unchanged (sequence lengths).
   Returns outputs h `[B, T, H]` and the final state.
   """
-  w_h = w.w_h
-  xs = jnp.swapaxes(x_proj, 0, 1)
   ms = None if mask is None else jnp.swapaxes(mask, 0, 1)
-
-  def step(carry, inp):
-    if ms is None:
-      new = cell(w_h, inp, carry)
-    else:
-      xp, m = inp
-      upd = cell(w_h, xp, carry)
-      new = State(jnp.where(m[:, None], upd.c, carry.c), jnp.where(m[:, None], upd.h, carry.h))
-    return new, new.h
-
-  final, hs = jax.lax.scan(step, state, xs if ms is None else (xs, ms))
-  return jnp.swapaxes(hs, 0, 1), final
+  hs, c, h = _recurrence(w.w_h, jnp.swapaxes(x_proj, 0, 1), state.c.astype(jnp.float32),
+                         state.h.astype(jnp.float32), ms)
+  return jnp.swapaxes(hs, 0, 1), State(c, h)
 
 
 def stack_step(weights: Sequence[LSTMWeights], first_proj: jax.Array,
