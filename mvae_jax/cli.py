@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from mvae_jax import allocator
+
 
 class UserError(Exception):
   """An error the user can fix: printed as one line, exit status 2."""
@@ -305,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+  if argv is None:
+    allocator.reexec_with_tcmalloc(["-m", "mvae_jax", *sys.argv[1:]])
   argv = sys.argv[1:] if argv is None else argv
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)

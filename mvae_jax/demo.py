@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from mvae_jax import allocator
+
 CONFIG = "demo-mel_2bar"
 TARGETS = {"reconstruction_overall": 0.90, "reconstruction_onset": 0.60, "samples_outside": 0}
 NUM_SAMPLES = 8
@@ -156,7 +158,7 @@ def run(workdir: str, out: str, steps: int | None = None, data_dir: str | None =
       "music": music,
       "learning_curve": learning_curve(loop.read_metrics(workdir)),
       "seconds": {"data": round(t_data), "train": round(t_train),
-                  "total": round(time.time() - t0)},
+                  "total": round(time.time() - t0), "allocator": allocator.describe()},
       "out": os.path.abspath(out),
       "picture": os.path.abspath(png),
   }
@@ -182,5 +184,6 @@ def summary(report: dict) -> str:
     lines.append(f"target {k}: goal {t['goal']}, got {t['got']}: "
                  f"{'met' if t['met'] else 'NOT met'}")
   s = report["seconds"]
-  lines.append(f"time: data {s['data']} s, training {s['train']} s, total {s['total']} s")
+  lines.append(f"time: data {s['data']} s, training {s['train']} s, total {s['total']} s "
+               f"({s.get('allocator', 'system malloc')})")
   return "\n".join(lines)
