@@ -159,9 +159,10 @@ def shift_right(labels: jax.Array, first: jax.Array | None = None) -> jax.Array:
 def teacher_forced(w: CoreWeights, cond: jax.Array, prev: jax.Array,
                    depths: Sequence[int]) -> jax.Array:
   """Logits `[N, T, ΣD]` given the previous tokens `prev` `[N, T, S]` and cond `[N, C]`."""
-  proj = token_projection(w, prev, depths) + cond_projection(w, cond, depths)[:, None]
+  prev = jnp.swapaxes(prev, 0, 1)  # time-major: only the narrow labels and logits are transposed
+  proj = token_projection(w, prev, depths) + cond_projection(w, cond, depths)[None]
   hs, _ = lstm.scan_stack(w.cells, proj, initial_state(w, cond))
-  return logits_of(w, hs)
+  return jnp.swapaxes(logits_of(w, hs), 0, 1)
 
 
 def autoregressive(w: CoreWeights, cond: jax.Array, first: jax.Array, steps: int,
@@ -208,9 +209,9 @@ def conduct(cells, init_kernel, init_bias, z: jax.Array, num_bars: int) -> jax.A
   states = lstm.initial_states(jnp.tanh(z.astype(init_kernel.dtype) @ init_kernel + init_bias),
                                sizes)
   b = z.shape[0]
-  proj = jnp.broadcast_to(cells[0].bias, (b, num_bars, cells[0].bias.shape[-1]))  # 0 @ W + b
+  proj = jnp.broadcast_to(cells[0].bias, (num_bars, b, cells[0].bias.shape[-1]))  # 0 @ W + b
   hs, _ = lstm.scan_stack(cells, proj, states)
-  return hs
+  return jnp.swapaxes(hs, 0, 1)
 
 
 def split_bars(x: jax.Array, num_bars: int) -> jax.Array:

@@ -69,6 +69,7 @@ def bidirectional_stack(input_dim: int, sizes: Sequence[int], param_dtype, x: ja
   x `[B, T, D]`, lengths `[B]` -> the top layer's [h_fw ‖ h_bw] `[B, 2*sizes[-1]]`.
   """
   d, final = input_dim, None
+  x = jnp.swapaxes(x, 0, 1)  # time-major: the layers' wide projections are never transposed
   for l, units in enumerate(sizes):
     fw, bw = _BidirectionalLayer(d, units, param_dtype, name=f"cell_{l}")()
     x, final = lstm.bidirectional_layer(fw, bw, x, lengths)

@@ -200,16 +200,15 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
                mask: jax.Array | None = None) -> tuple[jax.Array, State]:
-  """Runs one layer over time.
+  """Runs one layer over time, time-major (no transposes of the wide [., 4H] arrays).
 
-  x_proj: `[B, T, 4H]` projected inputs; state: initial `State`; mask: optional `[B, T]` bool,
+  x_proj: `[T, B, 4H]` projected inputs; state: initial `State`; mask: optional `[T, B]` bool,
   where False steps leave the state unchanged (sequence lengths).
-  Returns outputs h `[B, T, H]` and the final state.
+  Returns outputs h `[T, B, H]` and the final state.
   """
-  ms = None if mask is None else jnp.swapaxes(mask, 0, 1)
-  hs, c, h = _recurrence(w.w_h, jnp.swapaxes(x_proj, 0, 1), state.c.astype(jnp.float32),
-                         state.h.astype(jnp.float32), ms)
-  return jnp.swapaxes(hs, 0, 1), State(c, h)
+  hs, c, h = _recurrence(w.w_h, x_proj, state.c.astype(jnp.float32),
+                         state.h.astype(jnp.float32), mask)
+  return hs, State(c, h)
 
 
 def stack_step(weights: Sequence[LSTMWeights], first_proj: jax.Array,
@@ -230,7 +229,7 @@ def scan_stack(weights: Sequence[LSTMWeights], first_proj: jax.Array,
                states: Sequence[State]) -> tuple[jax.Array, list[State]]:
   """A stack over time, layer by layer (teacher forcing: inputs known in advance).
 
-  first_proj: `[B, T, 4H_0]`; returns top outputs `[B, T, H_top]` and final states.
+  first_proj: `[T, B, 4H_0]` (time-major); returns top outputs `[T, B, H_top]` and final states.
   """
   finals, proj, hs = [], first_proj, None
   for k, (w, s) in enumerate(zip(weights, states)):
@@ -242,24 +241,25 @@ def scan_stack(weights: Sequence[LSTMWeights], first_proj: jax.Array,
 
 
 def reverse_within_lengths(x: jax.Array, lengths: jax.Array) -> jax.Array:
-  """Reverses each sequence of `x` `[B, T, ...]` within its length; steps past it stay put."""
-  t = jnp.arange(x.shape[1])[None, :]
-  idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
-  return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+  """Reverses each sequence of time-major `x` `[T, B, ...]` within its length `lengths` `[B]`;
+  steps past it stay put."""
+  t = jnp.arange(x.shape[0])[:, None]
+  idx = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+  return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=0)
 
 
 def bidirectional_layer(fw: LSTMWeights, bw: LSTMWeights, x: jax.Array,
                         lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Forward and backward LSTM over `x` `[B, T, D]` honouring `lengths` `[B]`.
+  """Forward and backward LSTM over time-major `x` `[T, B, D]` honouring `lengths` `[B]`.
 
   The backward direction reads each sequence reversed within its length, as TF's
   bidirectional_dynamic_rnn does. (The directions run as two scans: vmapping one scan over the
   direction was 2.7x slower in the backward pass on CPU, measured in bench/.)
-  Returns outputs `[B, T, 2H]` ([fw ‖ bw] in natural time order) and the final h of each
+  Returns outputs `[T, B, 2H]` ([fw ‖ bw] in natural time order) and the final h of each
   direction `[B, 2H]` ([h_fw after the last valid step ‖ h_bw after step 0]).
   """
-  b, t = x.shape[:2]
-  mask = jnp.arange(t)[None, :] < lengths[:, None]
+  t, b = x.shape[:2]
+  mask = jnp.arange(t)[:, None] < lengths[None, :]
   out_fw, fin_fw = scan_layer(fw, project(fw, x), zero_state(b, fw.units), mask)
   out_bw, fin_bw = scan_layer(bw, project(bw, reverse_within_lengths(x, lengths)),
                               zero_state(b, bw.units), mask)
