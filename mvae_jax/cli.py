@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--workdir", default="mvae_demo/run", help="training workdir (resumed if present)")
   p.add_argument("--out", default="mvae_demo", help="folder for MIDI files and pictures")
   p.add_argument("--steps", type=int, default=None,
-                 help="training steps (default: the demo-mel_2bar config's, 2500)")
+                 help="training steps (default: the demo-mel_2bar config's train.num_steps)")
   p.add_argument("--data_dir", default=None, help="prepared data sets (default ~/mvae_data)")
   p.set_defaults(func=_demo)
   # --- interchange: mvae import / mvae export (mvae_jax/interop, docs/interop.md) ---
