@@ -77,8 +77,13 @@ class NgramLM:
   def __init__(self, order: int, windows: np.ndarray, alphabet: Sequence[str] = ()):
     """windows `[N, T, S]`; `alphabet`: tokens added once as one more sentence, so that every
     token the model can output has a nonzero unigram (continuation) count."""
-    from nltk.lm import KneserNeyInterpolated  # noqa: PLC0415
-    from nltk.lm.preprocessing import padded_everygram_pipeline  # noqa: PLC0415
+    try:
+      from nltk.lm import KneserNeyInterpolated  # noqa: PLC0415
+      from nltk.lm.preprocessing import padded_everygram_pipeline  # noqa: PLC0415
+    except ImportError:
+      raise ImportError("the interpolation study's language model needs nltk: pip install "
+                        "'mvae-jax[bench]' (or drop interpolation from --config.eval.evaluations)"
+                        ) from None
     self.order = order
     sents = [tokens(w) for w in windows] + ([list(alphabet)] if len(alphabet) else [])
     train, vocab = padded_everygram_pipeline(order, sents)

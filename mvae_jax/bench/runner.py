@@ -159,8 +159,11 @@ def run(s, out: str, progress: bool = True) -> dict:
       n = s.interpolation.lm_train_windows
       idx = np.random.default_rng(s.seed).permutation(len(data.train))
       idx = idx[:n] if n else idx
-      lm = interpolation.NgramLM(s.interpolation.lm_order, data.train.labels[idx],
-                                 interpolation.alphabet_of(conv))
+      try:
+        lm = interpolation.NgramLM(s.interpolation.lm_order, data.train.labels[idx],
+                                   interpolation.alphabet_of(conv))
+      except ImportError as e:
+        raise BenchError(str(e)) from None
     return lm
 
   def get_pairs():
