@@ -4,23 +4,19 @@ machine's float32 matmul rate measured in the same run.
   python bench/step_throughput.py [--configs cat-mel_2bar_small_tiny,...] [--batch_size 64]
                                   [--steps 20]
 
-FLOPs per step are the matmul FLOPs of forward + backward (`mvae_jax.train.flops`: counted from
-the config, equal to the traced step's count with scan bodies x trip count). XLA's own cost
-analysis counts each scan body once; its figure is printed beside for comparison.
-Batches are random labels of the right shape (throughput does not depend on the data).
+The measurement is `mvae_jax.bench.throughput.measure` (what `mvae bench` reports): the training
+loop's own jitted step, timed after compiling, on random labels of the right shape (throughput
+does not depend on the data). FLOPs per step are the matmul FLOPs of forward + backward
+(`mvae_jax.train.flops`: counted from the config, equal to the traced step's count with scan
+bodies x trip count). XLA's own cost analysis counts each scan body once; its figure is printed
+beside for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
-import time
-
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 DEFAULT = ("cat-mel_2bar_small_tiny,cat-drums_2bar_small_tiny,flat-mel_16bar_tiny,"
            "hierdec-mel_16bar_tiny,hier-mel_16bar_tiny,flat-trio_16bar_tiny,"
@@ -36,8 +32,8 @@ def main():
 
   from mvae_jax import config
   from mvae_jax import model as model_lib
+  from mvae_jax.bench import throughput
   from mvae_jax.train import flops as flops_lib
-  from mvae_jax.train import steps
 
   peak = flops_lib.matmul_rate()
   print(f"device: {flops_lib.device_name()}, {os.cpu_count()} host cores, {platform.machine()}; "
@@ -46,35 +42,15 @@ def main():
         "% of matmul rate | XLA cost analysis GFLOP/step (scan bodies once) |")
   print("|---|---|---|---|---|---|---|---|---|")
   for name in args.configs.split(","):
-    cfg = config.load(name)
+    overrides = [f"--config.train.batch_size={args.batch_size}"] if args.batch_size else []
+    cfg = config.load(name, overrides)
     conv = model_lib.converter_of(cfg)
-    model = model_lib.model_of(cfg, conv)
-    sc = steps.step_config_of(cfg, conv)
-    tx = steps.make_optimizer(sc)
-    b = args.batch_size or cfg.train.batch_size
-    params = model_lib.init_params(model, conv, jax.random.key(0))
-    state = steps.TrainState.create(params, tx)
-    rng = np.random.default_rng(0)
-    labels = np.stack([rng.integers(0, d, (b, conv.window_steps)) for d in conv.output_depths],
-                      -1).astype(np.int32)
-    batch = {"labels": jnp.asarray(labels), "lengths": jnp.full((b,), conv.window_steps),
-             "mask": jnp.ones((b,))}
-    fn = jax.jit(functools.partial(steps.train_step, model=model, sc=sc,
-                                   inputs_fn=model_lib.inputs_fn_of(conv), tx=tx), donate_argnums=0)
-    compiled = fn.lower(state, batch, jax.random.key(1)).compile()
-    xla = flops_lib.xla_flops(compiled)
-    flops = flops_lib.train_step_flops(cfg, b)
-    state, m = fn(state, batch, jax.random.key(1))
-    jax.block_until_ready(m)
-    t = time.perf_counter()
-    for _ in range(args.steps):
-      state, m = fn(state, batch, jax.random.key(1))
-    jax.block_until_ready(m)
-    sps = args.steps / (time.perf_counter() - t)
-    print(f"| {name} | {b} | {model_lib.count_params(params) / 1e6:.2f}M | {sps:.2f} | {sps * b:.0f} | "
-          f"{flops / 1e9:.2f} | {flops * sps / 1e9:.1f} | {100 * flops * sps / peak:.0f}% | "
-          f"{xla / 1e9:.2f} |",
-          flush=True)
+    n = model_lib.count_params(model_lib.abstract_params(model_lib.model_of(cfg, conv), conv))
+    t = throughput.measure(cfg, args.steps, peak)
+    print(f"| {name} | {t['batch_size']} | {n / 1e6:.2f}M | {t['steps_per_sec']:.2f} | "
+          f"{t['examples_per_sec']:.0f} | {t['flops_per_step'] / 1e9:.2f} | "
+          f"{t['achieved_flops_per_sec'] / 1e9:.1f} | {100 * t['fraction_of_matmul_rate']:.0f}% | "
+          f"{t['xla_cost_analysis_flops'] / 1e9:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
