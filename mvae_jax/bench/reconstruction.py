@@ -88,7 +88,23 @@ def table_row(decoded: dict, labels: np.ndarray, train_labels: np.ndarray, kinds
       "sampled_onset_accuracy": base["model"]["onset"],
       "baselines": {k: base[k] for k in ("majority_class", "repeat_previous")},
       "windows": int(len(labels)),
+      # per window, in the suite's window order (the same for every config): paired comparisons
+      "per_window": {"teacher_forced": np.round(tf, 6).tolist(),
+                     "sampled": np.round(sa, 6).tolist()},
   }
 
 
-__all__ = ["mean_ci", "step_accuracy", "decode_windows", "table_row"]
+def paired_difference(row_a: dict, row_b: dict, key: str) -> dict:
+  """mean_ci of a − b per window, for `key` 'sampled' or 'gap' (teacher-forced − sampled) of two
+  table rows made on the same windows."""
+  def per(row):
+    w = row["per_window"]
+    sa = np.asarray(w["sampled"])
+    return sa if key == "sampled" else np.asarray(w["teacher_forced"]) - sa
+  a, b = per(row_a), per(row_b)
+  if a.shape != b.shape:
+    raise ValueError("rows made on different windows cannot be compared pairwise")
+  return mean_ci(a - b)
+
+
+__all__ = ["mean_ci", "step_accuracy", "decode_windows", "table_row", "paired_difference"]

@@ -107,18 +107,33 @@ def test_step_accuracy_and_interval():
   assert ci["lo"] < 0.5 < ci["hi"] and abs(ci["hi"] - ci["lo"] - 2 * 1.96 * 0.5025 / 10) < 1e-3
 
 
-def _row(tf, sampled):
-  half = 0.01
-  m = lambda v: {"mean": v, "lo": v - half, "hi": v + half, "n": 100}  # noqa: E731
-  return {"reconstruction": {"sampled_accuracy": m(sampled), "gap": m(tf - sampled)}}
+def _row(tf, sampled, n=100, noise=0.02, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.clip(tf + noise * rng.standard_normal(n), 0, 1)
+  sa = np.clip(sampled + noise * rng.standard_normal(n), 0, 1)
+  m = reconstruction.mean_ci
+  return {"reconstruction": {"sampled_accuracy": m(sa), "gap": m(t - sa),
+                             "per_window": {"teacher_forced": t.tolist(), "sampled": sa.tolist()}}}
 
 
 def test_paper_finding_judge():
   holds = {"flat": {"decoder": "flat", **_row(0.9, 0.5)},
-           "hierdec": {"decoder": "hierarchical", **_row(0.9, 0.85)}}
+           "hierdec": {"decoder": "hierarchical", **_row(0.9, 0.85, seed=1)}}
   lines = paper_finding(holds)
-  assert len(lines) == 2 and all("**holds**" in l for l in lines)
-  assert "intervals apart" in lines[0]
+  assert len(lines) == 2 and all("**holds, clearly**" in l for l in lines), lines
   fails = {"flat": {"decoder": "flat", **_row(0.9, 0.85)},
-           "hierdec": {"decoder": "hierarchical", **_row(0.9, 0.5)}}
+           "hierdec": {"decoder": "hierarchical", **_row(0.9, 0.5, seed=1)}}
   assert all("**does not hold**" in l for l in paper_finding(fails))
+  noise = {"flat": {"decoder": "flat", **_row(0.9, 0.7, noise=0.3)},
+           "hierdec": {"decoder": "hierarchical", **_row(0.9, 0.701, noise=0.3, seed=1)}}
+  assert "within noise" in paper_finding(noise)[0] or "does not hold" in paper_finding(noise)[0]
+  assert "clearly" not in paper_finding(noise)[0]
+
+
+def test_paired_difference():
+  a = {"per_window": {"teacher_forced": [1.0, 1.0, 1.0], "sampled": [0.5, 0.6, 0.7]}}
+  b = {"per_window": {"teacher_forced": [1.0, 1.0, 1.0], "sampled": [0.4, 0.5, 0.6]}}
+  d = reconstruction.paired_difference(a, b, "sampled")
+  assert abs(d["mean"] - 0.1) < 1e-12 and abs(d["hi"] - d["lo"]) < 1e-9  # same shift everywhere
+  g = reconstruction.paired_difference(a, b, "gap")
+  assert abs(g["mean"] + 0.1) < 1e-12
