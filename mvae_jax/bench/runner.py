@@ -118,6 +118,7 @@ def run(s, out: str, progress: bool = True) -> dict:
     evals.remove("attributes")  # the five attributes are melodic
   stages = [f"train {label}" for label, _ in cfgs] + [f"{e} {label}" for label, _ in cfgs
                                                        for e in evals]
+  stages += ["interpolation data space"] if "interpolation" in evals else []
   bar = tqdm.tqdm(total=len(stages), desc=f"bench {s.name}", unit="stage",
                   disable=not progress or None, dynamic_ncols=True, position=0)
   t_start = time.time()
@@ -180,10 +181,13 @@ def run(s, out: str, progress: bool = True) -> dict:
                   "lm_order": s.interpolation.lm_order, "seed": s.seed,
                   "lm_train_windows": s.interpolation.lm_train_windows,
                   "split": s.data.eval_split}
-  if "interpolation" in evals:
+  if "interpolation" in evals:  # the baseline, and the language model's fit
+    t0 = time.time()
+    bar.set_postfix_str("interpolation data space")
     results["data_interpolation"] = _cached(
         os.path.join(out, "results", "data_interpolation.json"), interp_stamp,
         lambda: interpolation.data_study(*get_pairs(), alphas, get_lm(), s.seed + 2))
+    stage_done("interpolation data space", time.time() - t0)
 
   # 2. evaluations, config by config
   for label, cfg in cfgs:
