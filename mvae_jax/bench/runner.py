@@ -148,8 +148,7 @@ def run(s, out: str, progress: bool = True) -> dict:
   kinds = evaluate.stream_kinds(conv)
   lm, pairs = None, None
   results = {"suite": json.loads(s.to_json()), "configs": {}, "data": {
-      "dataset": s.data.dataset, "converter": conv.name if hasattr(conv, "name") else
-      cfgs[0][1].data.converter, "eval_split": s.data.eval_split,
+      "dataset": s.data.dataset, "converter": cfgs[0][1].data.converter, "eval_split": s.data.eval_split,
       "held_out_windows": len(data.held_out), "train_windows": len(data.train)}}
   alphas = np.linspace(0.0, 1.0, s.interpolation.alphas).tolist()
   rate = None
@@ -195,6 +194,9 @@ def run(s, out: str, progress: bool = True) -> dict:
       tm = generate.TrainedModel.load(workdirs[label], batch_size=s.eval.batch_size)
     except generate.ModelError as e:
       raise BenchError(f"{label}: {e}") from None
+    if tm.cfg.data.converter != cfg.data.converter:
+      raise BenchError(f"{label}: {workdirs[label]} holds a {tm.cfg.data.converter} model; this "
+                       f"suite compares {cfg.data.converter} models: fix --config.workdirs")
     res = {"config": cfg.name, "workdir": workdirs[label], "step": tm.step,
            "decoder": tm.cfg.model.decoder, "encoder": tm.cfg.model.encoder,
            "parameters": model_lib.count_params(tm.params)}

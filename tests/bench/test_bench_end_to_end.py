@@ -88,3 +88,33 @@ def test_bad_input_is_one_line(capsys, tmp_path):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mvae bench: error:") and hint in err[0], err
+
+
+def test_bench_evaluates_imported_magenta_checkpoints(folk_dataset, data_dir, tmp_path):
+  """A suite that names workdirs trains nothing: here two of Magenta's own checkpoints (flat
+  and hierarchical 16-bar melody), brought in with `mvae import`."""
+  fixtures = os.path.join(os.path.dirname(__file__), "..", "fixtures", "magenta", "checkpoints")
+  workdirs = []
+  for name in ("flat-mel_16bar_tiny", "hierdec-mel_16bar_tiny"):
+    with open(os.path.join(fixtures, name, "hparams.json")) as f:
+      meta = json.load(f)
+    hp = meta["hparams"]
+    work = str(tmp_path / name)
+    assert cli.main(["import", os.path.join(fixtures, name), "--config", meta["base_config"],
+                     f"--config.model.z_size={hp['z_size']}",
+                     f"--config.model.enc_rnn_size={hp['enc_rnn_size']}".replace(" ", ""),
+                     f"--config.model.dec_rnn_size={hp['dec_rnn_size']}".replace(" ", ""),
+                     "--workdir", work]) == 0
+    workdirs.append(work)
+  out = str(tmp_path / "bench")
+  assert cli.main(["bench", SUITE, "--workdir", out, f"--config.data.data_dir={data_dir}",
+                   f"--config.workdirs={workdirs}",
+                   "--config.eval.evaluations=['reconstruction']"]) == 0
+  with open(os.path.join(out, "results.json")) as f:
+    res = json.load(f)
+  assert not os.path.exists(os.path.join(out, "runs"))  # nothing trained
+  for label, work in zip(("flat", "hierdec"), workdirs):
+    r = res["configs"][label]
+    assert r["workdir"] == work and r["step"] == 1000  # Magenta's global_step
+    assert 0.0 <= r["reconstruction"]["sampled_accuracy"]["mean"] <= 1.0
+  assert res["configs"]["hierdec"]["decoder"] == "hierarchical"
