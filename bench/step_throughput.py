@@ -3,6 +3,7 @@ machine's float32 matmul rate measured in the same run.
 
   python bench/step_throughput.py [--configs cat-mel_2bar_small_tiny,...] [--batch_size 64]
                                   [--steps 20]
+  python bench/step_throughput.py --analytic --configs flat-mel_16bar,...   # FLOPs only, no run
 
 The measurement is `mvae_jax.bench.throughput.measure` (what `mvae bench` reports): the training
 loop's own jitted step, timed after compiling, on random labels of the right shape (throughput
@@ -28,6 +29,8 @@ def main():
   ap.add_argument("--configs", default=DEFAULT)
   ap.add_argument("--batch_size", type=int, default=0, help="0: each config's own")
   ap.add_argument("--steps", type=int, default=20)
+  ap.add_argument("--analytic", action="store_true",
+                  help="print each config's FLOPs per step (forward parts, train step) only")
   args = ap.parse_args()
 
   from mvae_jax import config
@@ -35,6 +38,16 @@ def main():
   from mvae_jax.bench import throughput
   from mvae_jax.train import flops as flops_lib
 
+  if args.analytic:
+    print("| config | batch | TFLOP/train step | forward: encoder | forward: decoder |")
+    print("|---|---|---|---|---|")
+    for name in args.configs.split(","):
+      overrides = [f"--config.train.batch_size={args.batch_size}"] if args.batch_size else []
+      cfg = config.load(name, overrides)
+      f = flops_lib.forward_flops(cfg, cfg.train.batch_size)
+      print(f"| {name} | {cfg.train.batch_size} | {flops_lib.train_step_flops(cfg) / 1e12:.2f} | "
+            f"{f['encoder'] / 1e12:.2f} | {f['decoder'] / 1e12:.2f} |")
+    return
   peak = flops_lib.matmul_rate()
   print(f"device: {flops_lib.device_name()}, {os.cpu_count()} host cores, {platform.machine()}; "
         f"float32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s\n")
