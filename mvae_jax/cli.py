@@ -7,6 +7,7 @@
   mvae attributes compute|apply --workdir DIR [...]
   mvae interpolate --workdir DIR --input_midi_1 A.mid --input_midi_2 B.mid [--num 7] [--out DIR]
   mvae demo [--steps N] [--out mvae_demo] [--workdir mvae_demo/run]
+  mvae bench SUITE --workdir OUT [--preset quick|paper] [--config.key=value ...]
 """
 
 from __future__ import annotations
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
   # --- interchange: mvae import / mvae export (mvae_jax/interop, docs/interop.md) ---
   from mvae_jax.interop import commands  # noqa: PLC0415
   commands.add_parsers(sub, _load_config, UserError)
+  # --- benchmarks: mvae bench (mvae_jax/bench) ---
+  from mvae_jax.bench import commands as bench_commands  # noqa: PLC0415
+  bench_commands.add_parsers(sub, UserError)
   return parser
 
 
@@ -312,12 +316,12 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
-  takes_overrides = args.command in ("train", "eval", "import")
+  takes_overrides = args.command in ("train", "eval", "import", "bench")
   if extra and not (takes_overrides and extra[0].startswith(("--config.", "--noconfig."))):
     hint = ""
     if any(a.startswith(("--config.", "--noconfig.")) for a in extra):
       hint = (f"; {args.command} reads the config saved in its --workdir, overrides "
-              "(--config.KEY=VALUE) apply to train, eval and import")
+              "(--config.KEY=VALUE) apply to train, eval, import and bench")
     parser.exit(2, f"mvae {args.command}: error: unrecognized arguments: {' '.join(extra)}"
                    f"{hint}\n")
   try:
