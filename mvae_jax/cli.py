@@ -18,7 +18,11 @@ import os
 import sys
 import time
 
-from mvae_jax import allocator
+from mvae_jax import allocator, compile_cache
+
+# commands that compile JAX programs: they use the persistent compilation cache
+COMPILES = ("train", "eval", "sample", "interpolate", "attributes", "demo", "import", "export",
+            "bench")
 
 
 class UserError(Exception):
@@ -325,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.exit(2, f"mvae {args.command}: error: unrecognized arguments: {' '.join(extra)}"
                    f"{hint}\n")
   try:
+    if args.command in COMPILES:
+      compile_cache.enable()
     if takes_overrides:
       return args.func(args, extra)
     return args.func(args)
