@@ -1,49 +1,64 @@
 """The shared TFDS builder: pieces of music -> serialized NoteSequence protos in array_record.
 
 Each corpus lists its pieces (`_pieces`, cheap, no parsing) and says how to load one
-(`load_piece`, a module-level function so worker processes can run it). The base class parses
-pieces in a process pool, rejects those that give no NoteSequence or no notes with a one-line
-reason, splits by a hash of the piece's source so windows of one piece never straddle splits,
-extracts the windows of the corpus's converters (cached beside the data, reused by the input
-pipeline), and writes `extraction_stats.json`. No TensorFlow is needed to build or read it.
+(`load_piece(payload, limits)`, a module-level function so worker processes can run it). The
+base class builds in two passes. First every piece is parsed, checked and windowed in worker
+processes with a time limit and a memory cap (`_workers.map_limited`, `Limits`); each piece is
+kept or rejected with a reason (`rejected.tsv` beside the data, counted in the statistics), and
+kept pieces are staged on disk per split. Then TFDS writes the splits that received pieces; an
+empty split is a warning, a build with no usable piece one error line with the reason counts.
+Splits are by a hash of the piece's source, so windows of one piece never straddle splits; the
+windows of the corpus's converters are cached beside the data (reused by the input pipeline),
+with `extraction_stats.json` and the inputs' fingerprint (`inputs.json`). No TensorFlow is
+needed to build or read it.
 """
 
 from __future__ import annotations
 
 import abc
 import collections
+import csv
 import dataclasses
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
-from typing import Callable, Iterable, Iterator
+import pickle
+import shutil
+import tempfile
+from typing import Callable, Iterable
 
 import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from mvae_jax.datasets import _workers
 from mvae_jax.music import converters as conv_lib
 from mvae_jax.music._note_seq import NoteSequence
-from mvae_jax.music.io import MusicFileError
+from mvae_jax.music.errors import MusicFileError
+from mvae_jax.music.limits import Limits
 
 SPLITS = ("train", "validation", "test")
 # Percent of pieces per split, by hash of the piece's source.
 SPLIT_PERCENT = {"train": 90, "validation": 5, "test": 5}
 STATS_FILE = "extraction_stats.json"
+REJECTED_FILE = "rejected.tsv"
+INPUTS_FILE = "inputs.json"
 WINDOWS_DIR = "windows"
 
 
 @dataclasses.dataclass(frozen=True)
 class Piece:
   """One piece of music: `id` is unique and stable; `split_key` (the source file) picks its split;
-  `load(payload)` -> NoteSequence, raising MusicFileError with a one-line reason."""
+  `load(payload, limits)` -> NoteSequence, raising MusicFileError with a one-line reason;
+  `file`: the file it is read from (its size and mtime go into the inputs' fingerprint)."""
 
   id: str
   split_key: str
   source: str
-  load: Callable[[object], NoteSequence]
+  load: Callable[[object, Limits], NoteSequence]
   payload: object
+  file: str = ""
 
 
 def split_of(split_key: str) -> str:
@@ -61,17 +76,24 @@ def _category(reason: str) -> str:
   return reason.split(":", 1)[0]
 
 
-def process_piece(piece: Piece, converter_names: tuple[str, ...]) -> dict:
+def _rejected(piece: Piece, reason: str, detail: str) -> dict:
+  return {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key),
+          "rejected": reason, "detail": detail}
+
+
+def process_piece(piece: Piece, converter_names: tuple[str, ...], limits: Limits) -> dict:
   """Worker: load, check, serialize and window one piece. Never raises for bad music."""
-  out = {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key)}
   try:
-    ns = piece.load(piece.payload)
+    ns = piece.load(piece.payload, limits)
   except MusicFileError as e:
-    return {**out, "rejected": "unparseable", "detail": str(e)}
+    return _rejected(piece, e.reason, str(e))
+  except MemoryError:
+    raise  # counted as "memory limit" by the pool
   except Exception as e:  # noqa: BLE001  (a corpus file that defeats every reader)
-    return {**out, "rejected": "unparseable", "detail": f"{piece.source}: {type(e).__name__}: {e}"}
+    return _rejected(piece, "unparseable", f"{piece.source}: {type(e).__name__}: {e}")
   if not ns.notes:
-    return {**out, "rejected": "no notes", "detail": f"{piece.source}: the file has no notes"}
+    return _rejected(piece, "no notes", f"{piece.source}: the file has no notes")
+  out = {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key)}
   ns.id = piece.id
   out["note_sequence"] = ns.SerializeToString()
   out["num_notes"] = len(ns.notes)
@@ -84,19 +106,34 @@ def process_piece(piece: Piece, converter_names: tuple[str, ...]) -> dict:
   return out
 
 
-def _process_star(args):
-  return process_piece(*args)
+def _pool_failure(piece: Piece, reason: str, detail: str) -> dict:
+  return _rejected(piece, reason, f"{piece.source}: {detail}")
 
 
-def parallel_map(fn, items: list, workers: int | None = None) -> Iterator:
-  """`map(fn, items)` in order, in a process pool when there is more than one core and item."""
-  workers = workers or min(os.cpu_count() or 1, 8)
-  if workers <= 1 or len(items) < 8:
-    yield from map(fn, items)
-    return
-  ctx = multiprocessing.get_context("forkserver")
-  with ctx.Pool(workers) as pool:
-    yield from pool.imap(fn, items, chunksize=max(1, min(64, len(items) // (workers * 8))))
+def _file_state(path: str) -> list:
+  try:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+  except OSError:
+    return [path, -1, -1]
+
+
+def fingerprint(files: Iterable[str]) -> dict:
+  """The inputs' fingerprint: every file's (path, size, mtime in ns), sorted, and their sha256."""
+  entries = sorted(_file_state(f) for f in set(files))
+  digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+  return {"sha256": digest, "files": entries}
+
+
+def fingerprint_change(old: dict, new: dict) -> str:
+  """'' when equal, else e.g. '3 files added, 1 removed, 2 changed'."""
+  if old.get("sha256") == new["sha256"]:
+    return ""
+  a = {p: (s, m) for p, s, m in old.get("files", [])}
+  b = {p: (s, m) for p, s, m in new["files"]}
+  added, removed = len(b.keys() - a.keys()), len(a.keys() - b.keys())
+  changed = sum(a[p] != b[p] for p in a.keys() & b.keys())
+  return f"{added} files added, {removed} removed, {changed} changed"
 
 
 class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
@@ -107,10 +144,13 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   CONVERTERS: tuple[str, ...] = ()
   DESCRIPTION = ""
 
-  def __init__(self, *args, workers: int | None = None, **kwargs):
+  def __init__(self, *args, workers: int | None = None, limits: Limits | None = None, **kwargs):
     self._workers = workers
+    self._limits = limits or Limits()
     self._stats = None
     self._windows = None
+    self._rejected_rows = None
+    self._staging = None
     super().__init__(*args, **kwargs)
 
   # --- to define in subclasses ------------------------------------------------------------
@@ -118,6 +158,10 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   @abc.abstractmethod
   def _pieces(self) -> list[Piece]:
     """Every piece of the corpus, listed without parsing."""
+
+  def input_files(self) -> list[str]:
+    """The files the data set is built from (their fingerprint tells when it is stale)."""
+    return sorted({p.file for p in self._pieces() if p.file})
 
   # --- TFDS -------------------------------------------------------------------------------
 
@@ -134,59 +178,124 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
         supervised_keys=None,
     )
 
+  def _what(self) -> str:
+    return self.name
+
   def _split_generators(self, dl_manager):
     pieces = self._pieces()
     if not pieces:
-      raise MusicFileError(f"{self.name}: no pieces found to build the data set from")
+      raise MusicFileError(f"{self._what()}: no pieces found to build the data set from")
     self._stats = {
         "dataset": self.name, "pieces_read": len(pieces),
         "rejected": collections.Counter(), "rejected_examples": {},
         "kept": collections.Counter(),
         "windows": {c: collections.Counter() for c in self.CONVERTERS},
         "no_windows": {c: collections.Counter() for c in self.CONVERTERS},
+        "empty_splits": [],
+        "limits": dataclasses.asdict(self._limits),
     }
     self._windows = {s: {c: [] for c in self.CONVERTERS} for s in SPLITS}
-    by_split = {s: [p for p in pieces if split_of(p.split_key) == s] for s in SPLITS}
+    self._rejected_rows = []
+    self._staging = tempfile.mkdtemp(prefix=f"{self.name}-staging-", dir=self._data_dir_root)
+    self._stage(pieces)
+    kept = [s for s in SPLITS if self._stats["kept"][s]]
+    if not kept:
+      counts = ", ".join(f"{k} {v}" for k, v in sorted(self._stats["rejected"].items()))
+      example = next(iter(self._stats["rejected_examples"].values()), "")
+      raise MusicFileError(f"{self._what()}: no usable file among {len(pieces)} ({counts}); "
+                           f"e.g. {example}")
     # TFDS cannot write an empty split: a small corpus may have no validation or test pieces.
-    return {s: self._generate_examples(by_split[s]) for s in SPLITS if by_split[s]}
+    self._stats["empty_splits"] = [s for s in SPLITS if s not in kept]
+    return {s: self._generate_examples(s) for s in kept}
 
-  def _generate_examples(self, pieces: list[Piece]) -> Iterable:
-    args = [(p, tuple(self.CONVERTERS)) for p in pieces]
-    split = split_of(pieces[0].split_key)
-    results = parallel_map(_process_star, args, self._workers)
-    for res in tqdm.tqdm(results, total=len(args), desc=f"{self.name} {split}", unit=" pieces",
-                         leave=False, disable=None):
-      if "rejected" in res:
-        self._stats["rejected"][res["rejected"]] += 1
-        self._stats["rejected_examples"].setdefault(res["rejected"], res["detail"])
-        continue
-      split = res["split"]
-      self._stats["kept"][split] += 1
-      for c in self.CONVERTERS:
-        labels = res["windows"][c]
-        self._stats["windows"][c][split] += len(labels)
-        if len(labels):
-          self._windows[split][c].append((res["id"], labels))
-        else:
-          self._stats["no_windows"][c][_category(res["reasons"][c])] += 1
-      yield res["id"], {"id": res["id"], "source": res["source"],
-                        "note_sequence": res["note_sequence"], "num_notes": res["num_notes"]}
+  def _stage(self, pieces: list[Piece]) -> None:
+    """First pass: every piece through the limited workers; kept ones pickled per split."""
+    fn = functools.partial(process_piece, converter_names=tuple(self.CONVERTERS),
+                           limits=self._limits)
+    workers = self._workers or min(os.cpu_count() or 1, 8)
+    results = _workers.map_limited(fn, pieces, _pool_failure, workers=workers,
+                                   time_limit=self._limits.time_limit,
+                                   memory_limit_mb=self._limits.memory_limit_mb)
+    files = {s: open(self._staged(s), "wb") for s in SPLITS}
+    try:
+      for res in tqdm.tqdm(results, total=len(pieces), desc=self.name, unit=" pieces",
+                           leave=False, disable=None):
+        self._count(res)
+        if "rejected" not in res:
+          pickle.dump((res["id"], {"id": res["id"], "source": res["source"],
+                                   "note_sequence": res["note_sequence"],
+                                   "num_notes": res["num_notes"]}), files[res["split"]])
+    finally:
+      for f in files.values():
+        f.close()
+
+  def _staged(self, split: str) -> str:
+    return os.path.join(self._staging, f"{split}.pickle")
+
+  def _count(self, res: dict) -> None:
+    if "rejected" in res:
+      self._stats["rejected"][res["rejected"]] += 1
+      self._stats["rejected_examples"].setdefault(res["rejected"], res["detail"])
+      self._rejected_rows.append((res["source"], res["rejected"], res["detail"]))
+      return
+    split = res["split"]
+    self._stats["kept"][split] += 1
+    for c in self.CONVERTERS:
+      labels = res["windows"][c]
+      self._stats["windows"][c][split] += len(labels)
+      if len(labels):
+        self._windows[split][c].append((res["id"], labels))
+      else:
+        self._stats["no_windows"][c][_category(res["reasons"][c])] += 1
+
+  def _generate_examples(self, split: str) -> Iterable:
+    with open(self._staged(split), "rb") as f:
+      while True:
+        try:
+          yield pickle.load(f)
+        except EOFError:
+          return
 
   def download_and_prepare(self, *args, **kwargs):
     """Builds (if not built yet) the array_record data, the window caches and the statistics."""
     kwargs.setdefault("file_format", "array_record")
     built = self.is_prepared()
-    super().download_and_prepare(*args, **kwargs)
+    try:
+      super().download_and_prepare(*args, **kwargs)
+    finally:
+      if self._staging:
+        shutil.rmtree(self._staging, ignore_errors=True)
     if built or self._stats is None:
       return
     for split in SPLITS:
       for c in self.CONVERTERS:
         self.save_windows(c, split, self._windows[split][c])
+    with open(os.path.join(self.data_dir, REJECTED_FILE), "w", newline="") as f:
+      w = csv.writer(f, delimiter="\t", lineterminator="\n")
+      w.writerow(("path", "reason", "detail"))
+      w.writerows(sorted(self._rejected_rows))
+    with open(os.path.join(self.data_dir, INPUTS_FILE), "w") as f:
+      json.dump(fingerprint(self.input_files()), f)
     with open(os.path.join(self.data_dir, STATS_FILE), "w") as f:
       json.dump(self._stats, f, indent=1, sort_keys=True)
 
   def is_prepared(self) -> bool:
     return os.path.exists(os.path.join(self.data_dir, "dataset_info.json"))
+
+  def stale(self) -> str:
+    """'' when the inputs are as they were at prepare time, else what changed (one phrase)."""
+    path = os.path.join(self.data_dir, INPUTS_FILE)
+    if not os.path.exists(path):
+      return ""
+    with open(path) as f:
+      old = json.load(f)
+    try:
+      return fingerprint_change(old, fingerprint(self.input_files()))
+    except MusicFileError as e:  # the folder is gone
+      return str(e)
+
+  def rejected_file(self) -> str:
+    return os.path.join(self.data_dir, REJECTED_FILE)
 
   def windows_file(self, converter_name: str, split: str,
                    converter: conv_lib.Converter | None = None) -> str:
@@ -248,9 +357,13 @@ def format_stats(stats: dict) -> str:
   lines = [f"data set {stats['dataset']}: {stats['pieces_read']} pieces read, "
            f"{sum(stats['kept'].values())} kept ({kept})"]
   if stats["rejected"]:
-    lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items())))
+    lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items()))
+                 + f" (every one, with its reason: {REJECTED_FILE} beside the data)")
     for k, v in sorted(stats["rejected_examples"].items()):
       lines.append(f"    e.g. {v}")
+  for split in stats.get("empty_splits", []):
+    lines.append(f"  warning: split {split} is empty (no kept piece fell in it); training or "
+                 f"evaluating on it fails until the folder has more music")
   for c, counts in stats["windows"].items():
     per = ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS)
     none = stats["no_windows"].get(c, {})

@@ -27,13 +27,13 @@ def music21_corpus_dir() -> str:
   return os.path.join(os.path.dirname(music21.__file__), "corpus")
 
 
-def load_abc_tune(payload) -> "music_io.NoteSequence":
+def load_abc_tune(payload, limits=None) -> "music_io.NoteSequence":
   """payload (name, ABC text of one tune) -> NoteSequence, via abc2midi."""
   name, text = payload
   midis = music_io.abc_tunes_to_midi(text)
   if len(midis) != 1:
     raise MusicFileError(f"{name}: abc2midi could not convert this tune")
-  return music_io.midi_bytes_to_note_sequence(next(iter(midis.values())), name)
+  return music_io.midi_bytes_to_note_sequence(next(iter(midis.values())), name, limits)
 
 
 def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
@@ -57,7 +57,8 @@ def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
           pid = f"{coll}/{fname}#X{x}.{k}"
         seen.add(pid)
         pieces.append(Piece(id=pid, split_key=pid, source=f"music21 corpus/{pid}",
-                            load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune)))
+                            load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune),
+                            file=os.path.join(folder, fname)))
   return pieces
 
 

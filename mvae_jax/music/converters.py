@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mvae_jax.music._note_seq import NoteSequence, drums_lib, melodies_lib, sequences_lib
+from mvae_jax.music._note_seq import (NoteSequence, constants, drums_lib, melodies_lib,
+                                      sequences_lib)
 
 MEL_PROGRAMS = tuple(range(0, 32))
 BASS_PROGRAMS = tuple(range(32, 40))
@@ -87,6 +88,12 @@ class Extraction(NamedTuple):
 
   labels: np.ndarray
   reason: str
+
+
+def _most_telling(reasons: list[str]) -> str:
+  """Why a sequence gave no window: an empty time-split part says less than any other part."""
+  telling = [r for r in reasons if not r.startswith("no notes")] or reasons
+  return telling[0] if telling else "no notes: the sequence is empty"
 
 
 def _one_hot(labels: np.ndarray, depth: int, xp=np):
@@ -265,7 +272,7 @@ class Converter:
     if self.max_windows is not None:
       windows = windows[:self.max_windows]
     if not windows:
-      reason = reasons[0] if reasons else "no notes: the sequence is empty"
+      reason = _most_telling(reasons)
       return Extraction(np.zeros((0, self.window_steps, self.num_streams), np.int32), reason)
     return Extraction(np.asarray(windows, np.int32).reshape(
         len(windows), self.window_steps, self.num_streams), "")
@@ -546,7 +553,8 @@ class TrioConverter(Converter):
       return [], "missing instrument: no " + "/".join(missing)
 
     piece = NoteSequence.FromString(piece.SerializeToString())
-    piece.total_time = total_bars * spb * 60 / piece.tempos[0].qpm / self.steps_per_quarter
+    qpm = piece.tempos[0].qpm if piece.tempos else constants.DEFAULT_QUARTERS_PER_MINUTE
+    piece.total_time = total_bars * spb * 60 / qpm / self.steps_per_quarter
     encoded = {}
     for t in (_MEL, _BASS, _DRUMS):
       for i in by_type[t]:
