@@ -133,7 +133,7 @@ def fingerprint_change(old: dict, new: dict) -> str:
   b = {p: (s, m) for p, s, m in new["files"]}
   added, removed = len(b.keys() - a.keys()), len(a.keys() - b.keys())
   changed = sum(a[p] != b[p] for p in a.keys() & b.keys())
-  return f"{added} files added, {removed} removed, {changed} changed"
+  return f"files added {added}, removed {removed}, changed {changed}"
 
 
 class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):

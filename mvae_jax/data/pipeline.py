@@ -19,7 +19,9 @@ float32 `[B]` (0 for eval padding).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import sys
 
 import grain
 import numpy as np
@@ -51,6 +53,14 @@ class WindowSet:
     return len(np.unique(self.piece))
 
 
+@functools.lru_cache(maxsize=None)
+def _warn_if_stale(builder_dir: str, stale: str, command: str) -> None:
+  """Once per data set and process: stale data is never used silently."""
+  print(f"mvae: warning: data set {builder_dir} was prepared from files that have changed since "
+        f"({stale}); training uses the old files. Rebuild it: `{command} --rebuild`",
+        file=sys.stderr)
+
+
 def _builder_or_error(dataset: str, data_dir: str | None, midi_dir: str | None):
   builder = ds_lib.get_builder(dataset, data_dir=data_dir, midi_dir=midi_dir)
   if not builder.is_prepared() and midi_dir and not os.path.isdir(os.path.expanduser(midi_dir)):
@@ -60,7 +70,20 @@ def _builder_or_error(dataset: str, data_dir: str | None, midi_dir: str | None):
   if not builder.is_prepared():
     raise DataError(f"data set {dataset} is not prepared in {builder.data_dir}: run "
                     f"`{ds_lib.prepare_command(dataset, midi_dir, data_dir)}` first")
+  stale = builder.stale()
+  if stale:
+    _warn_if_stale(str(builder.data_dir), stale, ds_lib.prepare_command(dataset, midi_dir,
+                                                                        data_dir))
   return builder
+
+
+def _missing_split(dataset: str, split: str, builder) -> DataError:
+  stats = builder.stats()
+  kept = ", ".join(f"{s} {stats.get('kept', {}).get(s, 0)}" for s in ds_lib.SPLITS)
+  return DataError(f"data set {dataset} has no {split} split: none of its kept pieces fell in it "
+                   f"(pieces kept: {kept}; rejected: {sum(stats.get('rejected', {}).values())}, "
+                   f"see {builder.rejected_file()}); add music to the folder and prepare it "
+                   "again with --rebuild, or use another split (--config.data.eval_split=train)")
 
 
 def _parse_and_window(converter: conv_lib.Converter):
@@ -78,13 +101,13 @@ def load_windows(dataset: str, split: str, converter_name: str,
   builder = _builder_or_error(dataset, data_dir, midi_dir)
   if converter is None:
     converter = conv_lib.get_converter(converter_name)
+  if split not in builder.info.splits:
+    raise _missing_split(dataset, split, builder)
   path = builder.windows_file(converter_name, split, converter)
   if not os.path.exists(path):
-    per_piece = []
-    if split in builder.info.splits:
-      source = builder.as_data_source(split=split)
-      windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
-      per_piece = [(pid, w) for pid, w in windowed if len(w)]
+    source = builder.as_data_source(split=split)
+    windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
+    per_piece = [(pid, w) for pid, w in windowed if len(w)]
     builder.save_windows(converter_name, split, per_piece, converter)
   with np.load(path) as z:
     return WindowSet(z["labels"], z["piece"], z["ids"], name=f"{dataset}/{split}")

@@ -150,3 +150,15 @@ def malformed_files(n: int, seed: int, bases: list[bytes]) -> list[tuple[str, by
     base = bases[int(rng.integers(0, len(bases)))]
     out.append((f"{i:04d}_{kind}.mid", KINDS[kind](rng, base)))
   return out
+
+
+def dense_file(seed: int = 0, notes_per_track: int = 3000) -> bytes:
+  """A valid but heavy file (12 tracks of melody, bass and drums, 36,000 notes): seconds to
+  parse and window, for testing the per-file time limit."""
+  rng = np.random.default_rng(seed)
+  tracks = [tempo(0, 500000) + END]
+  for k in range(12):
+    channel, program = ((0, 0), (1, 33), (9, 0))[k % 3]
+    tracks.append(ev(0, 0xC0 | channel, program)
+                  + _notes(rng, notes_per_track, channel=channel, step=120, length=100) + END)
+  return smf(tracks)
