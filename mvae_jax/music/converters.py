@@ -214,7 +214,9 @@ class Converter:
   """Shared settings and the NoteSequence-level driver; subclasses encode one piece.
 
   slice_bars: window length in bars; gap_bars: silence that ends a melody/track;
-  max_bars: melodies/tracks are truncated to this many bars before slicing;
+  max_bars: melodies/tracks are truncated to this many bars before slicing (None: not at all);
+  defaults are those of Magenta's converter classes (its configs pass max_bars=100, as
+  `CONVERTERS` below does);
   max_windows: keep at most this many windows per NoteSequence (the first ones; training
   subsamples per epoch in the input pipeline instead); dedupe: drop duplicate windows per piece.
   """
@@ -223,7 +225,7 @@ class Converter:
   steps_per_quarter: int = 4
   quarters_per_bar: int = 4
   gap_bars: float = 1.0
-  max_bars: int | None = 100
+  max_bars: int | None = None
   max_windows: int | None = None
   presplit_on_time_changes: bool = True
   dedupe: bool = True
@@ -385,7 +387,7 @@ class MelodyConverter(Converter):
   valid_programs: programs melodies are read from (None: all non-drum programs).
   """
 
-  valid_programs: tuple[int, ...] | None = MEL_PROGRAMS
+  valid_programs: tuple[int, ...] | None = None
   min_pitch: int = PIANO_MIN_PITCH
   max_pitch: int = PIANO_MAX_PITCH
   output_depths: tuple[int, ...] = (90,)
@@ -617,10 +619,10 @@ class TrioConverter(Converter):
 # --- the named converters of the reference configurations ----------------------------------------
 
 CONVERTERS = {
-    "mel_2bar": lambda: MelodyConverter(slice_bars=2, valid_programs=MEL_PROGRAMS),
-    "mel_16bar": lambda: MelodyConverter(slice_bars=16, valid_programs=None),
-    "drums_2bar": lambda: DrumsConverter(slice_bars=2),
-    "drums_16bar": lambda: DrumsConverter(slice_bars=16),
+    "mel_2bar": lambda: MelodyConverter(slice_bars=2, max_bars=100, valid_programs=MEL_PROGRAMS),
+    "mel_16bar": lambda: MelodyConverter(slice_bars=16, max_bars=100, valid_programs=None),
+    "drums_2bar": lambda: DrumsConverter(slice_bars=2, max_bars=100),
+    "drums_16bar": lambda: DrumsConverter(slice_bars=16, max_bars=100),
     "trio_16bar": lambda: TrioConverter(slice_bars=16, gap_bars=2),
 }
 
