@@ -41,13 +41,14 @@ def prepare_command(name: str, midi_dir: str | None = None, data_dir: str | None
 
 
 def get_builder(name: str, data_dir: str | None = None, midi_dir: str | None = None,
-                workers: int | None = None, limits: Limits | None = None) -> NoteSequenceBuilder:
+                workers: int | None = None, limits: Limits | None = None,
+                beam_options=None) -> NoteSequenceBuilder:
   """The TFDS builder of data set `name` (`midi_dir` needs the folder)."""
   if name not in BUILDERS:
     raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(BUILDERS)}")
   data_dir = os.path.expanduser(data_dir) if data_dir else default_data_dir()
   kwargs = {"data_dir": data_dir, "file_format": "array_record", "workers": workers,
-            "limits": limits}
+            "limits": limits, "beam_options": beam_options}
   if name == "midi_dir":
     if not midi_dir:
       raise ValueError("data set midi_dir needs --midi_dir DIR (a folder of .mid/.midi files)")
@@ -59,16 +60,17 @@ def get_builder(name: str, data_dir: str | None = None, midi_dir: str | None = N
 
 def prepare(name: str, data_dir: str | None = None, midi_dir: str | None = None,
             workers: int | None = None, limits: Limits | None = None,
-            rebuild: bool = False) -> tuple[NoteSequenceBuilder, dict, bool]:
+            rebuild: bool = False, beam_options=None) -> tuple[NoteSequenceBuilder, dict, bool]:
   """Builds data set `name` unless it is already prepared -> (builder, stats, built_now).
 
   A prepared data set whose inputs changed since (files added, removed or modified) is reused
   with `stats["stale"]` saying what changed, or rebuilt from scratch when `rebuild`.
+  With `beam_options` (Beam PipelineOptions) it builds through Apache Beam.
   """
-  builder = get_builder(name, data_dir, midi_dir, workers, limits)
+  builder = get_builder(name, data_dir, midi_dir, workers, limits, beam_options)
   if builder.is_prepared() and rebuild:
     shutil.rmtree(builder.data_dir)
-    builder = get_builder(name, data_dir, midi_dir, workers, limits)
+    builder = get_builder(name, data_dir, midi_dir, workers, limits, beam_options)
   if builder.is_prepared():
     stats = builder.stats()
     stale = builder.stale()

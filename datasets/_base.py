@@ -106,6 +106,12 @@ def process_piece(piece: Piece, converter_names: tuple[str, ...], limits: Limits
   return out
 
 
+def _to_example(res: dict) -> tuple[str, dict]:
+  """A kept piece's (key, TFDS example)."""
+  return res["id"], {"id": res["id"], "source": res["source"],
+                     "note_sequence": res["note_sequence"], "num_notes": res["num_notes"]}
+
+
 def _pool_failure(piece: Piece, reason: str, detail: str) -> dict:
   return _rejected(piece, reason, f"{piece.source}: {detail}")
 
@@ -144,9 +150,11 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   CONVERTERS: tuple[str, ...] = ()
   DESCRIPTION = ""
 
-  def __init__(self, *args, workers: int | None = None, limits: Limits | None = None, **kwargs):
+  def __init__(self, *args, workers: int | None = None, limits: Limits | None = None,
+               beam_options=None, **kwargs):
     self._workers = workers
     self._limits = limits or Limits()
+    self._beam_options = beam_options  # Beam PipelineOptions: build through Apache Beam
     self._stats = None
     self._windows = None
     self._rejected_rows = None
@@ -181,12 +189,9 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   def _what(self) -> str:
     return self.name
 
-  def _split_generators(self, dl_manager):
-    pieces = self._pieces()
-    if not pieces:
-      raise MusicFileError(f"{self._what()}: no pieces found to build the data set from")
-    self._stats = {
-        "dataset": self.name, "pieces_read": len(pieces),
+  def _new_stats(self, pieces_read: int) -> dict:
+    return {
+        "dataset": self.name, "pieces_read": pieces_read,
         "rejected": collections.Counter(), "rejected_examples": {},
         "kept": collections.Counter(),
         "windows": {c: collections.Counter() for c in self.CONVERTERS},
@@ -194,19 +199,45 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
         "empty_splits": [],
         "limits": dataclasses.asdict(self._limits),
     }
+
+  def _split_generators(self, dl_manager):
+    pieces = self._pieces()
+    if not pieces:
+      raise MusicFileError(f"{self._what()}: no pieces found to build the data set from")
+    self._stats = self._new_stats(len(pieces))
     self._windows = {s: {c: [] for c in self.CONVERTERS} for s in SPLITS}
     self._rejected_rows = []
     self._staging = tempfile.mkdtemp(prefix=f"{self.name}-staging-", dir=self._data_dir_root)
+    if self._beam_options is not None:
+      return self._beam_split_generators(pieces)
     self._stage(pieces)
     kept = [s for s in SPLITS if self._stats["kept"][s]]
+    return self._kept_splits(kept, len(pieces), self._generate_examples)
+
+  def _beam_split_generators(self, pieces: list[Piece]) -> dict:
+    """Beam: stage every piece (first pipeline), then one TFDS transform per non-empty split."""
+    from mvae_jax.datasets import _beam  # noqa: PLC0415  (the `beam` extra)
+    fn = functools.partial(process_piece, converter_names=(), limits=self._limits)
+    _beam.stage(pieces, fn, _pool_failure, self._limits, self._beam_options, self._staging,
+                SPLITS, split_of)
+    kept = [s for s in SPLITS if any(
+        f.startswith(f"kept-{s}") and os.path.getsize(os.path.join(self._staging, f))
+        for f in os.listdir(self._staging))]
+    self._read_beam_rejections()
+    return self._kept_splits(kept, len(pieces), lambda s: _beam.ReadStaged(
+        os.path.join(self._staging, f"kept-{s}*"), _to_example))
+
+  def _kept_splits(self, kept: list[str], pieces_read: int, generator) -> dict:
+    """{split: generator} for the splits that received pieces; none: one line with the counts."""
     if not kept:
-      counts = ", ".join(f"{k} {v}" for k, v in sorted(self._stats["rejected"].items()))
-      example = next(iter(self._stats["rejected_examples"].values()), "")
-      raise MusicFileError(f"{self._what()}: no usable file among {len(pieces)} ({counts}); "
+      counts = ", ".join(f"{k} {v}" for k, v in sorted(
+          collections.Counter(r[1] for r in self._rejected_rows).items()))
+      example = min(self._rejected_rows)[2] if self._rejected_rows else ""
+      raise MusicFileError(f"{self._what()}: no usable file among {pieces_read} ({counts}); "
                            f"e.g. {example}")
     # TFDS cannot write an empty split: a small corpus may have no validation or test pieces.
     self._stats["empty_splits"] = [s for s in SPLITS if s not in kept]
-    return {s: self._generate_examples(s) for s in kept}
+    return {s: generator(s) for s in kept}
 
   def _stage(self, pieces: list[Piece]) -> None:
     """First pass: every piece through the limited workers; kept ones pickled per split."""
@@ -222,9 +253,7 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
                            leave=False, disable=None):
         self._count(res)
         if "rejected" not in res:
-          pickle.dump((res["id"], {"id": res["id"], "source": res["source"],
-                                   "note_sequence": res["note_sequence"],
-                                   "num_notes": res["num_notes"]}), files[res["split"]])
+          pickle.dump(_to_example(res), files[res["split"]])
     finally:
       for f in files.values():
         f.close()
@@ -234,8 +263,6 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _count(self, res: dict) -> None:
     if "rejected" in res:
-      self._stats["rejected"][res["rejected"]] += 1
-      self._stats["rejected_examples"].setdefault(res["rejected"], res["detail"])
       self._rejected_rows.append((res["source"], res["rejected"], res["detail"]))
       return
     split = res["split"]
@@ -259,21 +286,49 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   def download_and_prepare(self, *args, **kwargs):
     """Builds (if not built yet) the array_record data, the window caches and the statistics."""
     kwargs.setdefault("file_format", "array_record")
+    if self._beam_options is not None:
+      kwargs["download_config"] = tfds.download.DownloadConfig(beam_options=self._beam_options)
     built = self.is_prepared()
     try:
       super().download_and_prepare(*args, **kwargs)
+      if not built and self._stats is not None:
+        if self._beam_options is not None:
+          self._collect_beam_results()
+        self._write_side_files()
     finally:
       if self._staging:
         shutil.rmtree(self._staging, ignore_errors=True)
-    if built or self._stats is None:
-      return
+
+  def _read_beam_rejections(self) -> None:
+    for path in sorted(os.listdir(self._staging)):
+      if path.startswith("rejected"):
+        with open(os.path.join(self._staging, path), newline="") as f:
+          self._rejected_rows.extend(tuple(r) for r in csv.reader(f, delimiter="\t"))
+
+  def _collect_beam_results(self) -> None:
+    """After a Beam build: kept counts and windows, read back from the written data."""
+    for split in self.info.splits:
+      for example in self.as_data_source(split=split):
+        ns = NoteSequence.FromString(example["note_sequence"])
+        res = {"id": ns.id, "split": split, "windows": {}, "reasons": {}}
+        for name in self.CONVERTERS:
+          ext = conv_lib.get_converter(name).extract(ns)
+          res["windows"][name] = ext.labels.astype(np.int16)
+          res["reasons"][name] = ext.reason
+        self._count(res)
+
+  def _write_side_files(self) -> None:
+    rows = sorted(self._rejected_rows)
+    for _, reason, detail in rows:
+      self._stats["rejected"][reason] += 1
+      self._stats["rejected_examples"].setdefault(reason, detail)
     for split in SPLITS:
       for c in self.CONVERTERS:
         self.save_windows(c, split, self._windows[split][c])
     with open(os.path.join(self.data_dir, REJECTED_FILE), "w", newline="") as f:
       w = csv.writer(f, delimiter="\t", lineterminator="\n")
       w.writerow(("path", "reason", "detail"))
-      w.writerows(sorted(self._rejected_rows))
+      w.writerows(rows)
     with open(os.path.join(self.data_dir, INPUTS_FILE), "w") as f:
       json.dump(fingerprint(self.input_files()), f)
     with open(os.path.join(self.data_dir, STATS_FILE), "w") as f:

@@ -26,6 +26,25 @@ def _cap_memory(memory_limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
+def outcome(future, item, failed: Callable, time_limit: float, memory_limit_mb: int):
+  """A finished task's result, or `failed(item, reason, detail)` when it timed out, ran out of
+  memory, lost its worker or raised."""
+  try:
+    return future.result()
+  except concurrent.futures.TimeoutError:
+    return failed(item, "time limit", f"ran past the time limit of {time_limit:g}s "
+                  "(--time_limit)")
+  except MemoryError:
+    return failed(item, "memory limit", f"needed more than {memory_limit_mb} MiB "
+                  "(--memory_limit_mb)")
+  except pebble.ProcessExpired as e:
+    return failed(item, "worker died", f"the worker process died (exit code {e.exitcode}; "
+                  f"likely out of memory under --memory_limit_mb {memory_limit_mb})")
+  except Exception as e:  # noqa: BLE001  (a bug on odd input must not end the build)
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    return failed(item, "error", f"{type(e).__name__}: {first}")
+
+
 def map_limited(fn: Callable, items: Iterable, failed: Callable, *, workers: int,
                 time_limit: float, memory_limit_mb: int) -> Iterator:
   """`fn(item)` for every item, in completion order, each under `time_limit` seconds and
@@ -48,19 +67,5 @@ def map_limited(fn: Callable, items: Iterable, failed: Callable, *, workers: int
     while pending:
       done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
       for future in done:
-        item = pending.pop(future)
-        try:
-          yield future.result()
-        except concurrent.futures.TimeoutError:
-          yield failed(item, "time limit", f"ran past the time limit of {time_limit:g}s "
-                       "(--time_limit)")
-        except MemoryError:
-          yield failed(item, "memory limit", f"needed more than {memory_limit_mb} MiB "
-                       "(--memory_limit_mb)")
-        except pebble.ProcessExpired as e:
-          yield failed(item, "worker died", f"the worker process died (exit code {e.exitcode}; "
-                       f"likely out of memory under --memory_limit_mb {memory_limit_mb})")
-        except Exception as e:  # noqa: BLE001  (a bug on odd input must not end the build)
-          first = str(e).splitlines()[0][:200] if str(e) else ""
-          yield failed(item, "error", f"{type(e).__name__}: {first}")
+        yield outcome(future, pending.pop(future), failed, time_limit, memory_limit_mb)
       submit(len(done))

@@ -33,10 +33,19 @@ def _prepare(args) -> int:
 
   t0 = time.time()
   limits = datasets.Limits(**{f: getattr(args, f) for f in _LIMIT_FIELDS})
+  beam_options = None
+  if args.beam or args.beam_pipeline_options:
+    try:
+      from mvae_jax.datasets import _beam  # noqa: PLC0415
+    except ImportError:
+      raise UserError("--beam needs Apache Beam: pip install -c constraints.txt -e '.[beam]'"
+                      ) from None
+    beam_options = _beam.pipeline_options(args.beam_pipeline_options)
   try:
     builder, stats, built = datasets.prepare(args.dataset, data_dir=args.data_dir,
                                              midi_dir=args.midi_dir, workers=args.workers,
-                                             limits=limits, rebuild=args.rebuild)
+                                             limits=limits, rebuild=args.rebuild,
+                                             beam_options=beam_options)
   except (ValueError, datasets.MusicFileError) as e:
     raise UserError(str(e)) from None
   verb = "built" if built else "already prepared (reused)"
@@ -254,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")
   p.add_argument("--workers", type=_at_least(1), default=None,
                  help="parser processes (default: cores)")
+  p.add_argument("--beam", action="store_true",
+                 help="build through Apache Beam (TFDS's Beam support; the `beam` extra): the "
+                      "DirectRunner here, Dataflow, Flink or Spark by --beam_pipeline_options")
+  p.add_argument("--beam_pipeline_options", default="",
+                 help="Beam pipeline options as KEY=VALUE,KEY=VALUE (implies --beam), e.g. "
+                      "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing")
   p.add_argument("--rebuild", action="store_true",
                  help="rebuild the data set from scratch (e.g. after files were added)")
   from mvae_jax.music.limits import Limits  # noqa: PLC0415  (a plain dataclass, no heavy import)
