@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from mvae_jax.datasets._base import SPLITS, NoteSequenceBuilder, format_stats  # noqa: F401
+from mvae_jax.datasets._base import (SPLITS, NoteSequenceBuilder, WindowRecords,  # noqa: F401
+                                     format_stats, read_windows)
 from mvae_jax.datasets.folk_melodies import FolkMelodies
 from mvae_jax.datasets.game_midi import GameMidi
 from mvae_jax.datasets.midi_dir import MidiDir, MidiDirConfig
@@ -82,4 +83,5 @@ def prepare(name: str, data_dir: str | None = None, midi_dir: str | None = None,
 
 
 __all__ = ["BUILDERS", "SPLITS", "get_builder", "prepare", "prepare_command", "format_stats",
-           "default_data_dir", "NoteSequenceBuilder", "MusicFileError", "Limits"]
+           "default_data_dir", "NoteSequenceBuilder", "MusicFileError", "Limits", "read_windows",
+           "WindowRecords"]

@@ -31,6 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
+from array_record.python.array_record_module import ArrayRecordWriter
 
 from mvae_jax.datasets import _workers
 from mvae_jax.music import converters as conv_lib
@@ -391,19 +392,80 @@ def windows_path(wdir: str, name: str, split: str,
 
 def write_windows(wdir: str, name: str, split: str, per_piece: list[tuple[str, np.ndarray]],
                   converter: conv_lib.Converter | None = None) -> str:
-  """Saves windows `[N, T, S]` int16 with `piece` `[N]` (index into `ids`), sorted by piece id."""
+  """Saves windows `[N, T, S]` int16, sorted by piece id: one ArrayRecord record per window
+  (`records_path`), and an index .npz (returned) with `piece` `[N]` (index into `ids`), `ids`
+  and `shape` (T, S). The index is written last: its presence means the cache is complete."""
   per_piece = sorted(per_piece, key=lambda x: x[0])
   conv = converter or conv_lib.get_converter(name)
-  shape = (0, conv.window_steps, conv.num_streams)
-  labels = (np.concatenate([w for _, w in per_piece]).astype(np.int16) if per_piece
-            else np.zeros(shape, np.int16))
+  path = windows_path(wdir, name, split, converter)
+  records = records_path(path)
+  writer = ArrayRecordWriter(records + ".tmp", "group_size:1")
+  for _, w in per_piece:
+    for window in w.astype(np.int16):
+      writer.write(window.tobytes())
+  writer.close()
+  os.replace(records + ".tmp", records)
   piece = np.concatenate([np.full(len(w), k, np.int32) for k, (_, w) in enumerate(per_piece)]
                          ) if per_piece else np.zeros((0,), np.int32)
-  path = windows_path(wdir, name, split, converter)
   tmp = path + ".tmp.npz"
-  np.savez(tmp, labels=labels, piece=piece, ids=np.asarray([i for i, _ in per_piece], dtype=str))
+  np.savez(tmp, piece=piece, ids=np.asarray([i for i, _ in per_piece], dtype=str),
+           shape=np.asarray((conv.window_steps, conv.num_streams)))
   os.replace(tmp, path)
   return path
+
+
+def records_path(index_path: str) -> str:
+  return index_path[:-len(".npz")] + ".array_record"
+
+
+class WindowRecords:
+  """The windows `[N, T, S]` int16 of a cache, read from its ArrayRecord file on demand (grain's
+  ArrayRecordDataSource, random access): memory does not grow with the corpus. Indexing with an
+  int gives `[T, S]`; with a slice or an index array, a stacked `[n, T, S]` array."""
+
+  def __init__(self, path: str, shape: tuple[int, int]):
+    import grain  # noqa: PLC0415
+    self.path, self._step_shape = path, tuple(int(x) for x in shape)
+    self._source = grain.sources.ArrayRecordDataSource([path])
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  @property
+  def shape(self) -> tuple[int, int, int]:
+    return (len(self),) + self._step_shape
+
+  dtype = np.dtype(np.int16)
+  ndim = 3
+
+  def _one(self, i: int) -> np.ndarray:
+    return np.frombuffer(self._source[int(i)], np.int16).reshape(self._step_shape)
+
+  def __getitem__(self, index):
+    if isinstance(index, (int, np.integer)):
+      return self._one(index if index >= 0 else len(self) + index)
+    idx = np.arange(len(self))[index]
+    return np.stack([self._one(i) for i in idx]) if len(idx) else np.zeros(
+        (0,) + self._step_shape, np.int16)
+
+  def __iter__(self):
+    return (self._one(i) for i in range(len(self)))
+
+  def __array__(self, dtype=None, copy=None):
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+  def astype(self, dtype) -> np.ndarray:
+    return np.asarray(self).astype(dtype)
+
+
+def read_windows(path: str):
+  """A cache's (labels, piece `[N]`, ids): labels are `WindowRecords` (an array for caches written
+  before the ArrayRecord format)."""
+  with np.load(path) as z:
+    if "labels" in z:
+      return z["labels"], z["piece"], z["ids"]
+    return WindowRecords(records_path(path), tuple(z["shape"])), z["piece"], z["ids"]
 
 
 def format_stats(stats: dict) -> str:

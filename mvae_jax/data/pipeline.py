@@ -2,7 +2,9 @@
 
 Two stages:
 1. `load_windows`: every window of a split for a converter, as int16 labels `[N, T, S]` with the
-   piece each came from. Read from the cache `mvae prepare` wrote beside the data; for converter
+   piece each came from. Read from the cache `mvae prepare` wrote beside the data: one ArrayRecord
+   record per window, read on demand through grain's ArrayRecordDataSource (random access), so a
+   host holds only the window index (`piece`, 4 bytes a window), not the windows; for converter
    settings it did not cache, a grain pipeline over the TFDS array_record data source parses the
    NoteSequences and runs the converter once, then the result is cached the same way.
 2. `train_dataset`: a grain `MapDataset` over those windows: this host's shard
@@ -38,7 +40,8 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class WindowSet:
-  """labels `[N, T, S]` int16, piece `[N]` int32 indexing `ids` (piece ids)."""
+  """labels `[N, T, S]` int16 (an array, or `datasets.WindowRecords` read from disk on demand),
+  piece `[N]` int32 indexing `ids` (piece ids)."""
 
   labels: np.ndarray
   piece: np.ndarray
@@ -109,8 +112,8 @@ def load_windows(dataset: str, split: str, converter_name: str,
     windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
     per_piece = [(pid, w) for pid, w in windowed if len(w)]
     builder.save_windows(converter_name, split, per_piece, converter)
-  with np.load(path) as z:
-    return WindowSet(z["labels"], z["piece"], z["ids"], name=f"{dataset}/{split}")
+  labels, piece, ids = ds_lib.read_windows(path)
+  return WindowSet(labels, piece, ids, name=f"{dataset}/{split}")
 
 
 @dataclasses.dataclass(frozen=True)
