@@ -9,6 +9,7 @@ as the Magenta reference fixtures were made; note_seq then parses the MIDI. Spli
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from mvae_jax.datasets._base import NoteSequenceBuilder, Piece
@@ -19,12 +20,11 @@ COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
 
 
 def music21_corpus_dir() -> str:
-  try:
-    import music21  # noqa: PLC0415  (heavy; only needed to find the corpus)
-  except ImportError:
+  spec = importlib.util.find_spec("music21")  # found, not imported (the import is heavy)
+  if spec is None or not spec.submodule_search_locations:
     raise MusicFileError("folk_melodies reads the tunes bundled in the music21 wheel, which is not "
-                         "installed: pip install 'mvae-jax[folk]'") from None
-  return os.path.join(os.path.dirname(music21.__file__), "corpus")
+                         "installed: pip install 'mvae-jax[folk]'")
+  return os.path.join(list(spec.submodule_search_locations)[0], "corpus")
 
 
 def load_abc_tune(payload, limits=None) -> "music_io.NoteSequence":
@@ -67,6 +67,12 @@ class FolkMelodies(NoteSequenceBuilder):
 
   DESCRIPTION = __doc__
   CONVERTERS = ("mel_2bar", "mel_16bar")
+
+  def input_files(self):
+    corpus = music21_corpus_dir()
+    return sorted(os.path.join(corpus, c, f) for c in COLLECTIONS
+                  if os.path.isdir(os.path.join(corpus, c))
+                  for f in os.listdir(os.path.join(corpus, c)) if f.endswith(".abc"))
 
   def _pieces(self):
     if not music_io.abc2midi_available():

@@ -45,6 +45,9 @@ class MidiDir(NoteSequenceBuilder):
   CONVERTERS = ("mel_2bar", "mel_16bar", "drums_2bar", "drums_16bar", "trio_16bar")
   BUILDER_CONFIGS = []
 
+  def input_files(self):
+    return music_io.find_midi_files(self.builder_config.midi_dir, [])
+
   def _what(self) -> str:
     return self.builder_config.midi_dir
 

@@ -99,6 +99,10 @@ class MmaGrooves(NoteSequenceBuilder):
   DESCRIPTION = __doc__
   CONVERTERS = ("mel_2bar", "mel_16bar", "drums_2bar", "drums_16bar", "trio_16bar")
 
+  def input_files(self):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(MMA_LIB) for f in files
+                  if f.endswith(".mma"))
+
   def _pieces(self):
     if not shutil.which("mma") or not os.path.isdir(MMA_LIB):
       raise MusicFileError("mma_grooves: Debian's mma is not installed; apt-get install -y mma, "

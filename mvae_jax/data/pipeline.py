@@ -3,7 +3,7 @@
 Two stages:
 1. `load_windows`: every window of a split for a converter, as int16 labels `[N, T, S]` with the
    piece each came from. Read from the cache `mvae prepare` wrote beside the data: one ArrayRecord
-   record per window, read on demand through grain's ArrayRecordDataSource (random access), so a
+   record per window, read on demand by index as grain asks for them (random access), so a
    host holds only the window index (`piece`, 4 bytes a window), not the windows; for converter
    settings it did not cache, a grain pipeline over the TFDS array_record data source parses the
    NoteSequences and runs the converter once, then the result is cached the same way.
