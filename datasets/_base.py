@@ -488,8 +488,7 @@ def format_stats(stats: dict) -> str:
   lines = [f"data set {stats['dataset']}: {stats['pieces_read']} pieces read, "
            f"{sum(stats['kept'].values())} kept ({kept})"]
   if stats["rejected"]:
-    lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items()))
-                 + f" (every one, with its reason: {REJECTED_FILE} beside the data)")
+    lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items())))
     for k, v in sorted(stats["rejected_examples"].items()):
       lines.append(f"    e.g. {v}")
   for split in stats.get("empty_splits", []):

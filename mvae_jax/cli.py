@@ -52,6 +52,8 @@ def _prepare(args) -> int:
   print(f"{args.dataset}: {verb} at {builder.data_dir} in {time.time() - t0:.1f}s")
   if stats:
     print(datasets.format_stats(stats))
+  if stats.get("rejected"):
+    print(f"  every rejected file, with its reason: {builder.rejected_file()}")
   if stats.get("stale"):
     print(f"mvae prepare: warning: the inputs changed since this data set was prepared "
           f"({stats['stale']}); it still holds the old files: add --rebuild to rebuild it",
