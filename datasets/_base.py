@@ -456,6 +456,8 @@ class WindowRecords:
     return np.frombuffer(self._open().read([int(i)])[0], np.int16).reshape(self._step_shape)
 
   def __getitem__(self, index):
+    if isinstance(index, tuple):  # e.g. labels[:512, :, 0]: windows first, then within them
+      return self[index[0]][(slice(None),) * (not np.isscalar(index[0])) + index[1:]]
     if isinstance(index, (int, np.integer)):
       return self._one(index if index >= 0 else len(self) + index)
     idx = np.arange(len(self))[index]

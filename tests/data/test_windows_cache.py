@@ -25,5 +25,7 @@ def test_window_records_read_back_exactly(tmp_path):
   pick = rng.permutation(171)[:40]
   np.testing.assert_array_equal(labels[pick], expected[pick])
   np.testing.assert_array_equal(labels[5:9], expected[5:9])
+  np.testing.assert_array_equal(labels[:50, :, 0], expected[:50, :, 0])
+  np.testing.assert_array_equal(labels[7, 3], expected[7, 3])
   again = pickle.loads(pickle.dumps(labels))  # as grain's worker processes get it
   np.testing.assert_array_equal(again[100], expected[100])
