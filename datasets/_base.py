@@ -1,49 +1,70 @@
 """The shared TFDS builder: pieces of music -> serialized NoteSequence protos in array_record.
 
 Each corpus lists its pieces (`_pieces`, cheap, no parsing) and says how to load one
-(`load_piece`, a module-level function so worker processes can run it). The base class parses
-pieces in a process pool, rejects those that give no NoteSequence or no notes with a one-line
-reason, splits by a hash of the piece's source so windows of one piece never straddle splits,
-extracts the windows of the corpus's converters (cached beside the data, reused by the input
-pipeline), and writes `extraction_stats.json`. No TensorFlow is needed to build or read it.
+(`load_piece(payload, limits)`, a module-level function so worker processes can run it). The
+base class builds in two passes. First every piece is parsed, checked and windowed in worker
+processes with a time limit and a memory cap (`_workers.map_limited`, `Limits`); each piece is
+kept or rejected with a reason (`rejected.tsv` beside the data, counted in the statistics), and
+kept pieces are staged on disk per split. Then TFDS writes the splits that received pieces; an
+empty split is a warning, a build with no usable piece one error line with the reason counts.
+Splits are by a hash of the piece's source, so windows of one piece never straddle splits; the
+windows of the corpus's converters are cached beside the data (reused by the input pipeline),
+with `extraction_stats.json` and the inputs' fingerprint (`inputs.json`). No TensorFlow is
+needed to build or read it.
 """
 
 from __future__ import annotations
 
 import abc
 import collections
+import csv
 import dataclasses
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
-from typing import Callable, Iterable, Iterator
+import pickle
+import shutil
+import tempfile
+from typing import Callable, Iterable
 
 import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
+from mvae_jax.datasets import _workers
 from mvae_jax.music import converters as conv_lib
 from mvae_jax.music._note_seq import NoteSequence
-from mvae_jax.music.io import MusicFileError
+from mvae_jax.music.errors import MusicFileError
+from mvae_jax.music.limits import Limits
 
 SPLITS = ("train", "validation", "test")
 # Percent of pieces per split, by hash of the piece's source.
 SPLIT_PERCENT = {"train": 90, "validation": 5, "test": 5}
 STATS_FILE = "extraction_stats.json"
+REJECTED_FILE = "rejected.tsv"
+INPUTS_FILE = "inputs.json"
 WINDOWS_DIR = "windows"
+# Windows per ArrayRecord chunk, and the reader's options: random reads from a cache of 423,700
+# trio windows ran at 341/s with one window a chunk (grain's default) and 7,488/s with 64 and an
+# in-memory chunk index (2 CPU cores; bench/data_throughput.py --scale shows the effect).
+WINDOWS_PER_CHUNK = 64
+READER_OPTIONS = "readahead_buffer_size:0,index_storage_option:in_memory"
 
 
 @dataclasses.dataclass(frozen=True)
 class Piece:
   """One piece of music: `id` is unique and stable; `split_key` (the source file) picks its split;
-  `load(payload)` -> NoteSequence, raising MusicFileError with a one-line reason."""
+  `load(payload, limits)` -> NoteSequence, raising MusicFileError with a one-line reason;
+  `file`: the file it is read from (its size and mtime go into the inputs' fingerprint)."""
 
   id: str
   split_key: str
   source: str
-  load: Callable[[object], NoteSequence]
+  load: Callable[[object, Limits], NoteSequence]
   payload: object
+  file: str = ""
 
 
 def split_of(split_key: str) -> str:
@@ -61,17 +82,24 @@ def _category(reason: str) -> str:
   return reason.split(":", 1)[0]
 
 
-def process_piece(piece: Piece, converter_names: tuple[str, ...]) -> dict:
+def _rejected(piece: Piece, reason: str, detail: str) -> dict:
+  return {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key),
+          "rejected": reason, "detail": detail}
+
+
+def process_piece(piece: Piece, converter_names: tuple[str, ...], limits: Limits) -> dict:
   """Worker: load, check, serialize and window one piece. Never raises for bad music."""
-  out = {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key)}
   try:
-    ns = piece.load(piece.payload)
+    ns = piece.load(piece.payload, limits)
   except MusicFileError as e:
-    return {**out, "rejected": "unparseable", "detail": str(e)}
+    return _rejected(piece, e.reason, str(e))
+  except MemoryError:
+    raise  # counted as "memory limit" by the pool
   except Exception as e:  # noqa: BLE001  (a corpus file that defeats every reader)
-    return {**out, "rejected": "unparseable", "detail": f"{piece.source}: {type(e).__name__}: {e}"}
+    return _rejected(piece, "unparseable", f"{piece.source}: {type(e).__name__}: {e}")
   if not ns.notes:
-    return {**out, "rejected": "no notes", "detail": f"{piece.source}: the file has no notes"}
+    return _rejected(piece, "no notes", f"{piece.source}: the file has no notes")
+  out = {"id": piece.id, "source": piece.source, "split": split_of(piece.split_key)}
   ns.id = piece.id
   out["note_sequence"] = ns.SerializeToString()
   out["num_notes"] = len(ns.notes)
@@ -84,19 +112,40 @@ def process_piece(piece: Piece, converter_names: tuple[str, ...]) -> dict:
   return out
 
 
-def _process_star(args):
-  return process_piece(*args)
+def _to_example(res: dict) -> tuple[str, dict]:
+  """A kept piece's (key, TFDS example)."""
+  return res["id"], {"id": res["id"], "source": res["source"],
+                     "note_sequence": res["note_sequence"], "num_notes": res["num_notes"]}
 
 
-def parallel_map(fn, items: list, workers: int | None = None) -> Iterator:
-  """`map(fn, items)` in order, in a process pool when there is more than one core and item."""
-  workers = workers or min(os.cpu_count() or 1, 8)
-  if workers <= 1 or len(items) < 8:
-    yield from map(fn, items)
-    return
-  ctx = multiprocessing.get_context("forkserver")
-  with ctx.Pool(workers) as pool:
-    yield from pool.imap(fn, items, chunksize=max(1, min(64, len(items) // (workers * 8))))
+def _pool_failure(piece: Piece, reason: str, detail: str) -> dict:
+  return _rejected(piece, reason, f"{piece.source}: {detail}")
+
+
+def _file_state(path: str) -> list:
+  try:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+  except OSError:
+    return [path, -1, -1]
+
+
+def fingerprint(files: Iterable[str]) -> dict:
+  """The inputs' fingerprint: every file's (path, size, mtime in ns), sorted, and their sha256."""
+  entries = sorted(_file_state(f) for f in set(files))
+  digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+  return {"sha256": digest, "files": entries}
+
+
+def fingerprint_change(old: dict, new: dict) -> str:
+  """'' when equal, else e.g. '3 files added, 1 removed, 2 changed'."""
+  if old.get("sha256") == new["sha256"]:
+    return ""
+  a = {p: (s, m) for p, s, m in old.get("files", [])}
+  b = {p: (s, m) for p, s, m in new["files"]}
+  added, removed = len(b.keys() - a.keys()), len(a.keys() - b.keys())
+  changed = sum(a[p] != b[p] for p in a.keys() & b.keys())
+  return f"files added {added}, removed {removed}, changed {changed}"
 
 
 class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
@@ -107,10 +156,15 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   CONVERTERS: tuple[str, ...] = ()
   DESCRIPTION = ""
 
-  def __init__(self, *args, workers: int | None = None, **kwargs):
+  def __init__(self, *args, workers: int | None = None, limits: Limits | None = None,
+               beam_options=None, **kwargs):
     self._workers = workers
+    self._limits = limits or Limits()
+    self._beam_options = beam_options  # Beam PipelineOptions: build through Apache Beam
     self._stats = None
     self._windows = None
+    self._rejected_rows = None
+    self._staging = None
     super().__init__(*args, **kwargs)
 
   # --- to define in subclasses ------------------------------------------------------------
@@ -118,6 +172,10 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   @abc.abstractmethod
   def _pieces(self) -> list[Piece]:
     """Every piece of the corpus, listed without parsing."""
+
+  def input_files(self) -> list[str]:
+    """The files the data set is built from (their fingerprint tells when it is stale)."""
+    return sorted({p.file for p in self._pieces() if p.file})
 
   # --- TFDS -------------------------------------------------------------------------------
 
@@ -134,59 +192,171 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
         supervised_keys=None,
     )
 
-  def _split_generators(self, dl_manager):
-    pieces = self._pieces()
-    if not pieces:
-      raise MusicFileError(f"{self.name}: no pieces found to build the data set from")
-    self._stats = {
-        "dataset": self.name, "pieces_read": len(pieces),
+  def _what(self) -> str:
+    return self.name
+
+  def _new_stats(self, pieces_read: int) -> dict:
+    return {
+        "dataset": self.name, "pieces_read": pieces_read,
         "rejected": collections.Counter(), "rejected_examples": {},
         "kept": collections.Counter(),
         "windows": {c: collections.Counter() for c in self.CONVERTERS},
         "no_windows": {c: collections.Counter() for c in self.CONVERTERS},
+        "empty_splits": [],
+        "limits": dataclasses.asdict(self._limits),
     }
-    self._windows = {s: {c: [] for c in self.CONVERTERS} for s in SPLITS}
-    by_split = {s: [p for p in pieces if split_of(p.split_key) == s] for s in SPLITS}
-    # TFDS cannot write an empty split: a small corpus may have no validation or test pieces.
-    return {s: self._generate_examples(by_split[s]) for s in SPLITS if by_split[s]}
 
-  def _generate_examples(self, pieces: list[Piece]) -> Iterable:
-    args = [(p, tuple(self.CONVERTERS)) for p in pieces]
-    split = split_of(pieces[0].split_key)
-    results = parallel_map(_process_star, args, self._workers)
-    for res in tqdm.tqdm(results, total=len(args), desc=f"{self.name} {split}", unit=" pieces",
-                         leave=False, disable=None):
-      if "rejected" in res:
-        self._stats["rejected"][res["rejected"]] += 1
-        self._stats["rejected_examples"].setdefault(res["rejected"], res["detail"])
-        continue
-      split = res["split"]
-      self._stats["kept"][split] += 1
-      for c in self.CONVERTERS:
-        labels = res["windows"][c]
-        self._stats["windows"][c][split] += len(labels)
-        if len(labels):
-          self._windows[split][c].append((res["id"], labels))
-        else:
-          self._stats["no_windows"][c][_category(res["reasons"][c])] += 1
-      yield res["id"], {"id": res["id"], "source": res["source"],
-                        "note_sequence": res["note_sequence"], "num_notes": res["num_notes"]}
+  def _split_generators(self, dl_manager):
+    pieces = self._pieces()
+    if not pieces:
+      raise MusicFileError(f"{self._what()}: no pieces found to build the data set from")
+    self._stats = self._new_stats(len(pieces))
+    self._windows = {s: {c: [] for c in self.CONVERTERS} for s in SPLITS}
+    self._rejected_rows = []
+    self._staging = tempfile.mkdtemp(prefix=f"{self.name}-staging-", dir=self._data_dir_root)
+    if self._beam_options is not None:
+      return self._beam_split_generators(pieces)
+    self._stage(pieces)
+    kept = [s for s in SPLITS if self._stats["kept"][s]]
+    return self._kept_splits(kept, len(pieces), self._generate_examples)
+
+  def _beam_split_generators(self, pieces: list[Piece]) -> dict:
+    """Beam: stage every piece (first pipeline), then one TFDS transform per non-empty split."""
+    from mvae_jax.datasets import _beam  # noqa: PLC0415  (the `beam` extra)
+    fn = functools.partial(process_piece, converter_names=(), limits=self._limits)
+    _beam.stage(pieces, fn, _pool_failure, self._limits, self._beam_options, self._staging,
+                SPLITS, split_of)
+    kept = [s for s in SPLITS if any(
+        f.startswith(f"kept-{s}") and os.path.getsize(os.path.join(self._staging, f))
+        for f in os.listdir(self._staging))]
+    self._read_beam_rejections()
+    return self._kept_splits(kept, len(pieces), lambda s: _beam.ReadStaged(
+        os.path.join(self._staging, f"kept-{s}*"), _to_example))
+
+  def _kept_splits(self, kept: list[str], pieces_read: int, generator) -> dict:
+    """{split: generator} for the splits that received pieces; none: one line with the counts."""
+    if not kept:
+      counts = ", ".join(f"{k} {v}" for k, v in sorted(
+          collections.Counter(r[1] for r in self._rejected_rows).items()))
+      example = min(self._rejected_rows)[2] if self._rejected_rows else ""
+      raise MusicFileError(f"{self._what()}: no usable file among {pieces_read} ({counts}); "
+                           f"e.g. {example}")
+    # TFDS cannot write an empty split: a small corpus may have no validation or test pieces.
+    self._stats["empty_splits"] = [s for s in SPLITS if s not in kept]
+    return {s: generator(s) for s in kept}
+
+  def _stage(self, pieces: list[Piece]) -> None:
+    """First pass: every piece through the limited workers; kept ones pickled per split."""
+    fn = functools.partial(process_piece, converter_names=tuple(self.CONVERTERS),
+                           limits=self._limits)
+    workers = self._workers or min(os.cpu_count() or 1, 8)
+    results = _workers.map_limited(fn, pieces, _pool_failure, workers=workers,
+                                   time_limit=self._limits.time_limit,
+                                   memory_limit_mb=self._limits.memory_limit_mb)
+    files = {s: open(self._staged(s), "wb") for s in SPLITS}
+    try:
+      for res in tqdm.tqdm(results, total=len(pieces), desc=self.name, unit=" pieces",
+                           leave=False, disable=None):
+        self._count(res)
+        if "rejected" not in res:
+          pickle.dump(_to_example(res), files[res["split"]])
+    finally:
+      for f in files.values():
+        f.close()
+
+  def _staged(self, split: str) -> str:
+    return os.path.join(self._staging, f"{split}.pickle")
+
+  def _count(self, res: dict) -> None:
+    if "rejected" in res:
+      self._rejected_rows.append((res["source"], res["rejected"], res["detail"]))
+      return
+    split = res["split"]
+    self._stats["kept"][split] += 1
+    for c in self.CONVERTERS:
+      labels = res["windows"][c]
+      self._stats["windows"][c][split] += len(labels)
+      if len(labels):
+        self._windows[split][c].append((res["id"], labels))
+      else:
+        self._stats["no_windows"][c][_category(res["reasons"][c])] += 1
+
+  def _generate_examples(self, split: str) -> Iterable:
+    with open(self._staged(split), "rb") as f:
+      while True:
+        try:
+          yield pickle.load(f)
+        except EOFError:
+          return
 
   def download_and_prepare(self, *args, **kwargs):
     """Builds (if not built yet) the array_record data, the window caches and the statistics."""
     kwargs.setdefault("file_format", "array_record")
+    if self._beam_options is not None:
+      kwargs["download_config"] = tfds.download.DownloadConfig(beam_options=self._beam_options)
     built = self.is_prepared()
-    super().download_and_prepare(*args, **kwargs)
-    if built or self._stats is None:
-      return
+    try:
+      super().download_and_prepare(*args, **kwargs)
+      if not built and self._stats is not None:
+        if self._beam_options is not None:
+          self._collect_beam_results()
+        self._write_side_files()
+    finally:
+      if self._staging:
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+  def _read_beam_rejections(self) -> None:
+    for path in sorted(os.listdir(self._staging)):
+      if path.startswith("rejected"):
+        with open(os.path.join(self._staging, path), newline="") as f:
+          self._rejected_rows.extend(tuple(r) for r in csv.reader(f, delimiter="\t"))
+
+  def _collect_beam_results(self) -> None:
+    """After a Beam build: kept counts and windows, read back from the written data."""
+    for split in self.info.splits:
+      for example in self.as_data_source(split=split):
+        ns = NoteSequence.FromString(example["note_sequence"])
+        res = {"id": ns.id, "split": split, "windows": {}, "reasons": {}}
+        for name in self.CONVERTERS:
+          ext = conv_lib.get_converter(name).extract(ns)
+          res["windows"][name] = ext.labels.astype(np.int16)
+          res["reasons"][name] = ext.reason
+        self._count(res)
+
+  def _write_side_files(self) -> None:
+    rows = sorted(self._rejected_rows)
+    for _, reason, detail in rows:
+      self._stats["rejected"][reason] += 1
+      self._stats["rejected_examples"].setdefault(reason, detail)
     for split in SPLITS:
       for c in self.CONVERTERS:
         self.save_windows(c, split, self._windows[split][c])
+    with open(os.path.join(self.data_dir, REJECTED_FILE), "w", newline="") as f:
+      w = csv.writer(f, delimiter="\t", lineterminator="\n")
+      w.writerow(("path", "reason", "detail"))
+      w.writerows(rows)
+    with open(os.path.join(self.data_dir, INPUTS_FILE), "w") as f:
+      json.dump(fingerprint(self.input_files()), f)
     with open(os.path.join(self.data_dir, STATS_FILE), "w") as f:
       json.dump(self._stats, f, indent=1, sort_keys=True)
 
   def is_prepared(self) -> bool:
     return os.path.exists(os.path.join(self.data_dir, "dataset_info.json"))
+
+  def stale(self) -> str:
+    """'' when the inputs are as they were at prepare time, else what changed (one phrase)."""
+    path = os.path.join(self.data_dir, INPUTS_FILE)
+    if not os.path.exists(path):
+      return ""
+    with open(path) as f:
+      old = json.load(f)
+    try:
+      return fingerprint_change(old, fingerprint(self.input_files()))
+    except MusicFileError as e:  # the folder is gone
+      return str(e)
+
+  def rejected_file(self) -> str:
+    return os.path.join(self.data_dir, REJECTED_FILE)
 
   def windows_file(self, converter_name: str, split: str,
                    converter: conv_lib.Converter | None = None) -> str:
@@ -227,19 +397,91 @@ def windows_path(wdir: str, name: str, split: str,
 
 def write_windows(wdir: str, name: str, split: str, per_piece: list[tuple[str, np.ndarray]],
                   converter: conv_lib.Converter | None = None) -> str:
-  """Saves windows `[N, T, S]` int16 with `piece` `[N]` (index into `ids`), sorted by piece id."""
+  """Saves windows `[N, T, S]` int16, sorted by piece id: one ArrayRecord record per window
+  (`records_path`), and an index .npz (returned) with `piece` `[N]` (index into `ids`), `ids`
+  and `shape` (T, S). The index is written last: its presence means the cache is complete."""
   per_piece = sorted(per_piece, key=lambda x: x[0])
   conv = converter or conv_lib.get_converter(name)
-  shape = (0, conv.window_steps, conv.num_streams)
-  labels = (np.concatenate([w for _, w in per_piece]).astype(np.int16) if per_piece
-            else np.zeros(shape, np.int16))
+  path = windows_path(wdir, name, split, converter)
+  records = records_path(path)
+  writer = ArrayRecordWriter(records + ".tmp", f"group_size:{WINDOWS_PER_CHUNK}")
+  for _, w in per_piece:
+    for window in w.astype(np.int16):
+      writer.write(window.tobytes())
+  writer.close()
+  os.replace(records + ".tmp", records)
   piece = np.concatenate([np.full(len(w), k, np.int32) for k, (_, w) in enumerate(per_piece)]
                          ) if per_piece else np.zeros((0,), np.int32)
-  path = windows_path(wdir, name, split, converter)
   tmp = path + ".tmp.npz"
-  np.savez(tmp, labels=labels, piece=piece, ids=np.asarray([i for i, _ in per_piece], dtype=str))
+  np.savez(tmp, piece=piece, ids=np.asarray([i for i, _ in per_piece], dtype=str),
+           shape=np.asarray((conv.window_steps, conv.num_streams)))
   os.replace(tmp, path)
   return path
+
+
+def records_path(index_path: str) -> str:
+  return index_path[:-len(".npz")] + ".array_record"
+
+
+class WindowRecords:
+  """The windows `[N, T, S]` int16 of a cache, read from its ArrayRecord file on demand (random
+  access; chunks of WINDOWS_PER_CHUNK windows, the chunk index held in memory): memory does not
+  grow with the corpus. Indexing with an int gives `[T, S]`; with a slice or an index array, a
+  stacked `[n, T, S]` array. Picklable (the reader reopens), so grain can use it in workers."""
+
+  def __init__(self, path: str, shape: tuple[int, int]):
+    self.path, self._step_shape = path, tuple(int(x) for x in shape)
+    self._reader = None
+    self._len = self._open().num_records()
+
+  def _open(self) -> ArrayRecordReader:
+    if self._reader is None:
+      self._reader = ArrayRecordReader(self.path, READER_OPTIONS)
+    return self._reader
+
+  def __getstate__(self):
+    return {**self.__dict__, "_reader": None}
+
+  def __len__(self) -> int:
+    return self._len
+
+  @property
+  def shape(self) -> tuple[int, int, int]:
+    return (len(self),) + self._step_shape
+
+  dtype = np.dtype(np.int16)
+  ndim = 3
+
+  def _one(self, i: int) -> np.ndarray:
+    return np.frombuffer(self._open().read([int(i)])[0], np.int16).reshape(self._step_shape)
+
+  def __getitem__(self, index):
+    if isinstance(index, tuple):  # e.g. labels[:512, :, 0]: windows first, then within them
+      return self[index[0]][(slice(None),) * (not np.isscalar(index[0])) + index[1:]]
+    if isinstance(index, (int, np.integer)):
+      return self._one(index if index >= 0 else len(self) + index)
+    idx = np.arange(len(self))[index]
+    return np.stack([self._one(i) for i in idx]) if len(idx) else np.zeros(
+        (0,) + self._step_shape, np.int16)
+
+  def __iter__(self):
+    return (self._one(i) for i in range(len(self)))
+
+  def __array__(self, dtype=None, copy=None):
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+  def astype(self, dtype) -> np.ndarray:
+    return np.asarray(self).astype(dtype)
+
+
+def read_windows(path: str):
+  """A cache's (labels, piece `[N]`, ids): labels are `WindowRecords` (an array for caches written
+  before the ArrayRecord format)."""
+  with np.load(path) as z:
+    if "labels" in z:
+      return z["labels"], z["piece"], z["ids"]
+    return WindowRecords(records_path(path), tuple(z["shape"])), z["piece"], z["ids"]
 
 
 def format_stats(stats: dict) -> str:
@@ -251,6 +493,9 @@ def format_stats(stats: dict) -> str:
     lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items())))
     for k, v in sorted(stats["rejected_examples"].items()):
       lines.append(f"    e.g. {v}")
+  for split in stats.get("empty_splits", []):
+    lines.append(f"  warning: split {split} is empty (no kept piece fell in it); training or "
+                 f"evaluating on it fails until the folder has more music")
   for c, counts in stats["windows"].items():
     per = ", ".join(f"{s} {counts.get(s, 0)}" for s in SPLITS)
     none = stats["no_windows"].get(c, {})

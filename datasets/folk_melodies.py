@@ -9,6 +9,7 @@ as the Magenta reference fixtures were made; note_seq then parses the MIDI. Spli
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from mvae_jax.datasets._base import NoteSequenceBuilder, Piece
@@ -19,21 +20,20 @@ COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth")
 
 
 def music21_corpus_dir() -> str:
-  try:
-    import music21  # noqa: PLC0415  (heavy; only needed to find the corpus)
-  except ImportError:
+  spec = importlib.util.find_spec("music21")  # found, not imported (the import is heavy)
+  if spec is None or not spec.submodule_search_locations:
     raise MusicFileError("folk_melodies reads the tunes bundled in the music21 wheel, which is not "
-                         "installed: pip install 'mvae-jax[folk]'") from None
-  return os.path.join(os.path.dirname(music21.__file__), "corpus")
+                         "installed: pip install 'mvae-jax[folk]'")
+  return os.path.join(list(spec.submodule_search_locations)[0], "corpus")
 
 
-def load_abc_tune(payload) -> "music_io.NoteSequence":
+def load_abc_tune(payload, limits=None) -> "music_io.NoteSequence":
   """payload (name, ABC text of one tune) -> NoteSequence, via abc2midi."""
   name, text = payload
   midis = music_io.abc_tunes_to_midi(text)
   if len(midis) != 1:
     raise MusicFileError(f"{name}: abc2midi could not convert this tune")
-  return music_io.midi_bytes_to_note_sequence(next(iter(midis.values())), name)
+  return music_io.midi_bytes_to_note_sequence(next(iter(midis.values())), name, limits)
 
 
 def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
@@ -57,7 +57,8 @@ def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
           pid = f"{coll}/{fname}#X{x}.{k}"
         seen.add(pid)
         pieces.append(Piece(id=pid, split_key=pid, source=f"music21 corpus/{pid}",
-                            load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune)))
+                            load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune),
+                            file=os.path.join(folder, fname)))
   return pieces
 
 
@@ -66,6 +67,12 @@ class FolkMelodies(NoteSequenceBuilder):
 
   DESCRIPTION = __doc__
   CONVERTERS = ("mel_2bar", "mel_16bar")
+
+  def input_files(self):
+    corpus = music21_corpus_dir()
+    return sorted(os.path.join(corpus, c, f) for c in COLLECTIONS
+                  if os.path.isdir(os.path.join(corpus, c))
+                  for f in os.listdir(os.path.join(corpus, c)) if f.endswith(".abc"))
 
   def _pieces(self):
     if not music_io.abc2midi_available():

@@ -21,15 +21,15 @@ INSTALL_HINT = ("apt-get install -y openttd-openmsx && (cd /tmp && apt-get downl
                 "dpkg -x freedoom_*.deb /)")
 
 
-def load_midi_file(path: str):
-  return music_io.read_midi(path)
+def load_midi_file(path: str, limits=None):
+  return music_io.read_midi(path, limits)
 
 
-def load_wad_lump(payload):
+def load_wad_lump(payload, limits=None):
   wad, lump = payload
   for name, data in music_io.wad_midi_lumps(wad):
     if name == lump:
-      return music_io.midi_bytes_to_note_sequence(data, f"{os.path.basename(wad)}:{lump}")
+      return music_io.midi_bytes_to_note_sequence(data, f"{os.path.basename(wad)}:{lump}", limits)
   raise MusicFileError(f"{wad}: lump {lump} not found")
 
 
@@ -39,14 +39,14 @@ def list_game_midi(openmsx_dirs=OPENMSX_DIRS, doom_dirs=DOOM_DIRS) -> list[Piece
     if os.path.isdir(d):
       for path in music_io.find_midi_files(d):
         pid = f"openmsx/{os.path.basename(path)}"
-        pieces.append(Piece(pid, pid, path, load_midi_file, path))
+        pieces.append(Piece(pid, pid, path, load_midi_file, path, file=path))
   for d in doom_dirs:
     for wad in WADS:
       path = os.path.join(d, wad)
       if os.path.exists(path):
         for lump, _ in music_io.wad_midi_lumps(path):
           pid = f"{wad[:-4]}/{lump}"
-          pieces.append(Piece(pid, pid, f"{path}:{lump}", load_wad_lump, (path, lump)))
+          pieces.append(Piece(pid, pid, f"{path}:{lump}", load_wad_lump, (path, lump), file=path))
   return pieces
 
 

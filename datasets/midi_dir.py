@@ -29,8 +29,13 @@ class MidiDirConfig(tfds.core.BuilderConfig):
     self.midi_dir = os.path.abspath(os.path.expanduser(midi_dir))
 
 
-def load_midi_file(path: str):
-  return music_io.read_midi(path)
+def load_midi_file(path: str, limits=None):
+  return music_io.read_midi(path, limits)
+
+
+def load_unlistable(detail: str, limits=None):
+  """A folder `find_midi_files` could not list: rejected with its reason, never skipped."""
+  raise music_io.MusicFileError(detail, reason="unreadable")
 
 
 class MidiDir(NoteSequenceBuilder):
@@ -40,10 +45,20 @@ class MidiDir(NoteSequenceBuilder):
   CONVERTERS = ("mel_2bar", "mel_16bar", "drums_2bar", "drums_16bar", "trio_16bar")
   BUILDER_CONFIGS = []
 
+  def input_files(self):
+    return music_io.find_midi_files(self.builder_config.midi_dir, [])
+
+  def _what(self) -> str:
+    return self.builder_config.midi_dir
+
   def _pieces(self):
     root = self.builder_config.midi_dir
+    errors = []
     pieces = []
-    for path in music_io.find_midi_files(root):
+    for path in music_io.find_midi_files(root, errors):
       rel = os.path.relpath(path, root)
-      pieces.append(Piece(rel, rel, path, load_midi_file, path))
+      pieces.append(Piece(rel, rel, path, load_midi_file, path, file=path))
+    for path, detail in errors:
+      rel = os.path.relpath(path, root)
+      pieces.append(Piece(rel, rel, path, load_unlistable, detail))
     return pieces

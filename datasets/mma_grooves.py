@@ -21,6 +21,7 @@ from mvae_jax.datasets._base import NoteSequenceBuilder, Piece
 from mvae_jax.music import io as music_io
 from mvae_jax.music._note_seq import sequences_lib
 from mvae_jax.music.io import MusicFileError
+from mvae_jax.music.limits import check_sequence
 
 MMA_LIB = "/usr/share/mma/lib"
 BARS = 16
@@ -82,11 +83,13 @@ def render_library_file(lib_file: str) -> tuple:
   return tuple(result)
 
 
-def load_groove(payload):
+def load_groove(payload, limits=None):
   lib_file, k = payload
   name, ns = render_library_file(lib_file)[k]
   if isinstance(ns, str):
     raise MusicFileError(f"{lib_file}:{name}: {ns}")
+  if limits is not None:
+    check_sequence(ns, f"{lib_file}:{name}", limits)
   return ns
 
 
@@ -95,6 +98,10 @@ class MmaGrooves(NoteSequenceBuilder):
 
   DESCRIPTION = __doc__
   CONVERTERS = ("mel_2bar", "mel_16bar", "drums_2bar", "drums_16bar", "trio_16bar")
+
+  def input_files(self):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(MMA_LIB) for f in files
+                  if f.endswith(".mma"))
 
   def _pieces(self):
     if not shutil.which("mma") or not os.path.isdir(MMA_LIB):
@@ -108,5 +115,6 @@ class MmaGrooves(NoteSequenceBuilder):
         path = os.path.join(d, fname)
         rel = os.path.relpath(path, MMA_LIB)
         for k, g in enumerate(list_grooves(path)):
-          pieces.append(Piece(f"{rel}#{g}", rel, f"mma {rel} groove {g}", load_groove, (path, k)))
+          pieces.append(Piece(f"{rel}#{g}", rel, f"mma {rel} groove {g}", load_groove, (path, k),
+                              file=path))
     return pieces

@@ -1,6 +1,6 @@
 """`mvae`: the command line. Thin: each command parses flags and calls one library function.
 
-  mvae prepare DATASET [--data_dir DIR] [--midi_dir DIR] [--workers N]
+  mvae prepare DATASET [--data_dir DIR] [--midi_dir DIR] [--workers N] [--rebuild] [limits]
   mvae train --config NAME_OR_PATH [--config.key=value ...] --workdir DIR
   mvae eval  --config NAME_OR_PATH [--config.key=value ...] --workdir DIR [--step N] [--split S]
   mvae sample --workdir DIR [--num 8] [--temperature 0.5] [--seed 0] [--out DIR]
@@ -39,16 +39,49 @@ def _prepare(args) -> int:
   absl_logging.set_verbosity(absl_logging.ERROR)
 
   t0 = time.time()
+  limits = datasets.Limits(**{f: getattr(args, f) for f in _LIMIT_FIELDS})
+  beam_options = None
+  if args.beam or args.beam_pipeline_options:
+    try:
+      from mvae_jax.datasets import _beam  # noqa: PLC0415
+    except ImportError:
+      raise UserError("--beam needs Apache Beam: pip install -c constraints.txt -e '.[beam]'"
+                      ) from None
+    beam_options = _beam.pipeline_options(args.beam_pipeline_options)
   try:
     builder, stats, built = datasets.prepare(args.dataset, data_dir=args.data_dir,
-                                             midi_dir=args.midi_dir, workers=args.workers)
+                                             midi_dir=args.midi_dir, workers=args.workers,
+                                             limits=limits, rebuild=args.rebuild,
+                                             beam_options=beam_options)
   except (ValueError, datasets.MusicFileError) as e:
     raise UserError(str(e)) from None
   verb = "built" if built else "already prepared (reused)"
   print(f"{args.dataset}: {verb} at {builder.data_dir} in {time.time() - t0:.1f}s")
   if stats:
     print(datasets.format_stats(stats))
+  if stats.get("rejected"):
+    print(f"  every rejected file, with its reason: {builder.rejected_file()}")
+  if stats.get("stale"):
+    print(f"mvae prepare: warning: the inputs changed since this data set was prepared "
+          f"({stats['stale']}); it still holds the old files: add --rebuild to rebuild it",
+          file=sys.stderr)
   return 0
+
+
+_LIMIT_FIELDS = ("time_limit", "memory_limit_mb", "max_quarters", "max_ticks", "max_tracks",
+                 "max_notes", "max_qpm")
+_LIMIT_HELP = {
+    "time_limit": "seconds one file may take to parse and window; past it the worker is killed "
+                  "and replaced, the file rejected",
+    "memory_limit_mb": "address space of each worker process in MiB; a file needing more is "
+                       "rejected",
+    "max_quarters": "reject files longer than this many quarter notes",
+    "max_ticks": "reject files longer than this many MIDI ticks (pretty_midi keeps 8 bytes a tick)",
+    "max_tracks": "reject files with more MIDI tracks",
+    "max_notes": "reject files with more notes",
+    "max_qpm": "reject files with a faster tempo (quarters per minute; a tempo of 0 is always "
+               "rejected)",
+}
 
 
 def _load_config(spec: str, overrides: list[str]):
@@ -239,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--midi_dir", default=None, help="for midi_dir: the folder of MIDI files")
   p.add_argument("--workers", type=_at_least(1), default=None,
                  help="parser processes (default: cores)")
+  p.add_argument("--beam", action="store_true",
+                 help="build through Apache Beam (TFDS's Beam support; the `beam` extra): the "
+                      "DirectRunner here, Dataflow, Flink or Spark by --beam_pipeline_options")
+  p.add_argument("--beam_pipeline_options", default="",
+                 help="Beam pipeline options as KEY=VALUE,KEY=VALUE (implies --beam), e.g. "
+                      "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing")
+  p.add_argument("--rebuild", action="store_true",
+                 help="rebuild the data set from scratch (e.g. after files were added)")
+  from mvae_jax.music.limits import Limits  # noqa: PLC0415  (a plain dataclass, no heavy import)
+  for field, default in ((f, getattr(Limits, f)) for f in _LIMIT_FIELDS):
+    p.add_argument(f"--{field}", type=_at_least(0, type(default)), default=default,
+                   help=f"{_LIMIT_HELP[field]} (default {default}; 0: no limit)")
   p.set_defaults(func=_prepare)
   for name, func, helptext in (("train", _train, "train (or resume) a configuration"),
                                ("eval", _eval, "evaluate a checkpoint on held-out data")):

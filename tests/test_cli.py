@@ -26,9 +26,18 @@ def test_prepare_flags(monkeypatch, capsys):
   calls = _stub(monkeypatch, datasets, "prepare", (Builder(), {}, True))
   assert cli.main(["prepare", "midi_dir", "--midi_dir", "/m", "--data_dir", "/d",
                    "--workers", "3"]) == 0
-  assert calls == [(("midi_dir",), {"data_dir": "/d", "midi_dir": "/m", "workers": 3})]
+  assert calls == [(("midi_dir",), {"data_dir": "/d", "midi_dir": "/m", "workers": 3,
+                                    "limits": datasets.Limits(), "rebuild": False,
+                                    "beam_options": None})]
+  assert cli.main(["prepare", "midi_dir", "--midi_dir", "/m", "--time_limit", "5",
+                   "--max_tracks", "0", "--memory_limit_mb", "900", "--rebuild"]) == 0
+  assert calls[-1][1]["limits"] == datasets.Limits(time_limit=5.0, max_tracks=0,
+                                                   memory_limit_mb=900)
+  assert calls[-1][1]["rebuild"]
   with pytest.raises(SystemExit):
     cli.main(["prepare", "midi_dir", "--workers", "0"])
+  with pytest.raises(SystemExit):
+    cli.main(["prepare", "midi_dir", "--time_limit", "-1"])
 
 
 def test_train_flags(monkeypatch, capsys):

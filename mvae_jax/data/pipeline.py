@@ -2,7 +2,9 @@
 
 Two stages:
 1. `load_windows`: every window of a split for a converter, as int16 labels `[N, T, S]` with the
-   piece each came from. Read from the cache `mvae prepare` wrote beside the data; for converter
+   piece each came from. Read from the cache `mvae prepare` wrote beside the data: one ArrayRecord
+   record per window, read on demand by index as grain asks for them (random access), so a
+   host holds only the window index (`piece`, 4 bytes a window), not the windows; for converter
    settings it did not cache, a grain pipeline over the TFDS array_record data source parses the
    NoteSequences and runs the converter once, then the result is cached the same way.
 2. `train_dataset`: a grain `MapDataset` over those windows: this host's shard
@@ -19,7 +21,9 @@ float32 `[B]` (0 for eval padding).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import sys
 
 import grain
 import numpy as np
@@ -36,7 +40,8 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class WindowSet:
-  """labels `[N, T, S]` int16, piece `[N]` int32 indexing `ids` (piece ids)."""
+  """labels `[N, T, S]` int16 (an array, or `datasets.WindowRecords` read from disk on demand),
+  piece `[N]` int32 indexing `ids` (piece ids)."""
 
   labels: np.ndarray
   piece: np.ndarray
@@ -51,6 +56,14 @@ class WindowSet:
     return len(np.unique(self.piece))
 
 
+@functools.lru_cache(maxsize=None)
+def _warn_if_stale(builder_dir: str, stale: str, command: str) -> None:
+  """Once per data set and process: stale data is never used silently."""
+  print(f"mvae: warning: data set {builder_dir} was prepared from files that have changed since "
+        f"({stale}); training uses the old files. Rebuild it: `{command} --rebuild`",
+        file=sys.stderr)
+
+
 def _builder_or_error(dataset: str, data_dir: str | None, midi_dir: str | None):
   builder = ds_lib.get_builder(dataset, data_dir=data_dir, midi_dir=midi_dir)
   if not builder.is_prepared() and midi_dir and not os.path.isdir(os.path.expanduser(midi_dir)):
@@ -60,7 +73,20 @@ def _builder_or_error(dataset: str, data_dir: str | None, midi_dir: str | None):
   if not builder.is_prepared():
     raise DataError(f"data set {dataset} is not prepared in {builder.data_dir}: run "
                     f"`{ds_lib.prepare_command(dataset, midi_dir, data_dir)}` first")
+  stale = builder.stale()
+  if stale:
+    _warn_if_stale(str(builder.data_dir), stale, ds_lib.prepare_command(dataset, midi_dir,
+                                                                        data_dir))
   return builder
+
+
+def _missing_split(dataset: str, split: str, builder) -> DataError:
+  stats = builder.stats()
+  kept = ", ".join(f"{s} {stats.get('kept', {}).get(s, 0)}" for s in ds_lib.SPLITS)
+  return DataError(f"data set {dataset} has no {split} split: none of its kept pieces fell in it "
+                   f"(pieces kept: {kept}; rejected: {sum(stats.get('rejected', {}).values())}, "
+                   f"see {builder.rejected_file()}); add music to the folder and prepare it "
+                   "again with --rebuild, or use another split (--config.data.eval_split=train)")
 
 
 def _parse_and_window(converter: conv_lib.Converter):
@@ -78,16 +104,16 @@ def load_windows(dataset: str, split: str, converter_name: str,
   builder = _builder_or_error(dataset, data_dir, midi_dir)
   if converter is None:
     converter = conv_lib.get_converter(converter_name)
+  if split not in builder.info.splits:
+    raise _missing_split(dataset, split, builder)
   path = builder.windows_file(converter_name, split, converter)
   if not os.path.exists(path):
-    per_piece = []
-    if split in builder.info.splits:
-      source = builder.as_data_source(split=split)
-      windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
-      per_piece = [(pid, w) for pid, w in windowed if len(w)]
+    source = builder.as_data_source(split=split)
+    windowed = grain.MapDataset.source(source).map(_parse_and_window(converter))
+    per_piece = [(pid, w) for pid, w in windowed if len(w)]
     builder.save_windows(converter_name, split, per_piece, converter)
-  with np.load(path) as z:
-    return WindowSet(z["labels"], z["piece"], z["ids"], name=f"{dataset}/{split}")
+  labels, piece, ids = ds_lib.read_windows(path)
+  return WindowSet(labels, piece, ids, name=f"{dataset}/{split}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mvae_jax.music._note_seq import NoteSequence, drums_lib, melodies_lib, sequences_lib
+from mvae_jax.music._note_seq import (NoteSequence, constants, drums_lib, melodies_lib,
+                                      sequences_lib)
 
 MEL_PROGRAMS = tuple(range(0, 32))
 BASS_PROGRAMS = tuple(range(32, 40))
@@ -87,6 +88,12 @@ class Extraction(NamedTuple):
 
   labels: np.ndarray
   reason: str
+
+
+def _most_telling(reasons: list[str]) -> str:
+  """Why a sequence gave no window: an empty time-split part says less than any other part."""
+  telling = [r for r in reasons if not r.startswith("no notes")] or reasons
+  return telling[0] if telling else "no notes: the sequence is empty"
 
 
 def _one_hot(labels: np.ndarray, depth: int, xp=np):
@@ -207,7 +214,9 @@ class Converter:
   """Shared settings and the NoteSequence-level driver; subclasses encode one piece.
 
   slice_bars: window length in bars; gap_bars: silence that ends a melody/track;
-  max_bars: melodies/tracks are truncated to this many bars before slicing;
+  max_bars: melodies/tracks are truncated to this many bars before slicing (None: not at all);
+  defaults are those of Magenta's converter classes (its configs pass max_bars=100, as
+  `CONVERTERS` below does);
   max_windows: keep at most this many windows per NoteSequence (the first ones; training
   subsamples per epoch in the input pipeline instead); dedupe: drop duplicate windows per piece.
   """
@@ -216,7 +225,7 @@ class Converter:
   steps_per_quarter: int = 4
   quarters_per_bar: int = 4
   gap_bars: float = 1.0
-  max_bars: int | None = 100
+  max_bars: int | None = None
   max_windows: int | None = None
   presplit_on_time_changes: bool = True
   dedupe: bool = True
@@ -265,7 +274,7 @@ class Converter:
     if self.max_windows is not None:
       windows = windows[:self.max_windows]
     if not windows:
-      reason = reasons[0] if reasons else "no notes: the sequence is empty"
+      reason = _most_telling(reasons)
       return Extraction(np.zeros((0, self.window_steps, self.num_streams), np.int32), reason)
     return Extraction(np.asarray(windows, np.int32).reshape(
         len(windows), self.window_steps, self.num_streams), "")
@@ -378,7 +387,7 @@ class MelodyConverter(Converter):
   valid_programs: programs melodies are read from (None: all non-drum programs).
   """
 
-  valid_programs: tuple[int, ...] | None = MEL_PROGRAMS
+  valid_programs: tuple[int, ...] | None = None
   min_pitch: int = PIANO_MIN_PITCH
   max_pitch: int = PIANO_MAX_PITCH
   output_depths: tuple[int, ...] = (90,)
@@ -546,7 +555,8 @@ class TrioConverter(Converter):
       return [], "missing instrument: no " + "/".join(missing)
 
     piece = NoteSequence.FromString(piece.SerializeToString())
-    piece.total_time = total_bars * spb * 60 / piece.tempos[0].qpm / self.steps_per_quarter
+    qpm = piece.tempos[0].qpm if piece.tempos else constants.DEFAULT_QUARTERS_PER_MINUTE
+    piece.total_time = total_bars * spb * 60 / qpm / self.steps_per_quarter
     encoded = {}
     for t in (_MEL, _BASS, _DRUMS):
       for i in by_type[t]:
@@ -609,10 +619,10 @@ class TrioConverter(Converter):
 # --- the named converters of the reference configurations ----------------------------------------
 
 CONVERTERS = {
-    "mel_2bar": lambda: MelodyConverter(slice_bars=2, valid_programs=MEL_PROGRAMS),
-    "mel_16bar": lambda: MelodyConverter(slice_bars=16, valid_programs=None),
-    "drums_2bar": lambda: DrumsConverter(slice_bars=2),
-    "drums_16bar": lambda: DrumsConverter(slice_bars=16),
+    "mel_2bar": lambda: MelodyConverter(slice_bars=2, max_bars=100, valid_programs=MEL_PROGRAMS),
+    "mel_16bar": lambda: MelodyConverter(slice_bars=16, max_bars=100, valid_programs=None),
+    "drums_2bar": lambda: DrumsConverter(slice_bars=2, max_bars=100),
+    "drums_16bar": lambda: DrumsConverter(slice_bars=16, max_bars=100),
     "trio_16bar": lambda: TrioConverter(slice_bars=16, gap_bars=2),
 }
 

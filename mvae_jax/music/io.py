@@ -15,13 +15,13 @@ import subprocess
 import tempfile
 import warnings
 
+from mvae_jax.music import limits as limits_lib
 from mvae_jax.music._note_seq import NoteSequence, midi_io, sequences_lib
+from mvae_jax.music.errors import MusicFileError
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
-
-
-class MusicFileError(ValueError):
-  """A file that cannot be turned into a NoteSequence; str() is one line naming the file."""
+# What pretty_midi (and so Magenta) assumes when a file sets no tempo.
+DEFAULT_QPM = 120.0
 
 
 def _note_seq_parse(data: bytes) -> NoteSequence:
@@ -38,6 +38,8 @@ def _symusic_parse(data: bytes) -> NoteSequence:
   ns.ticks_per_quarter = 220
   for t in score.tempos:
     ns.tempos.add(time=float(t.time), qpm=float(t.qpm))
+  if not ns.tempos:  # as pretty_midi does: 120 qpm when the file sets none
+    ns.tempos.add(time=0.0, qpm=DEFAULT_QPM)
   for ts in score.time_signatures:
     ns.time_signatures.add(time=float(ts.time), numerator=int(ts.numerator),
                            denominator=int(ts.denominator))
@@ -52,13 +54,27 @@ def _symusic_parse(data: bytes) -> NoteSequence:
   return ns
 
 
-def midi_bytes_to_note_sequence(data: bytes, name: str) -> NoteSequence:
-  """Parses MIDI bytes; `name` (a path or id) goes into the error message."""
+def midi_bytes_to_note_sequence(data: bytes, name: str,
+                                limits: limits_lib.Limits | None = None) -> NoteSequence:
+  """Parses MIDI bytes; `name` (a path or id) goes into the error message.
+
+  With `limits`, a file too big to expand is rejected before parsing and the parsed sequence is
+  checked against the same caps (MusicFileError with its `reason`).
+  """
+  ns = _parse_midi_bytes(data, name, limits)
+  if limits is not None:
+    limits_lib.check_sequence(ns, name, limits)
+  return ns
+
+
+def _parse_midi_bytes(data: bytes, name: str, limits: limits_lib.Limits | None) -> NoteSequence:
   if not data:
     raise MusicFileError(f"{name}: empty file (0 bytes); remove it or replace it with a MIDI file")
   if not data.startswith(b"MThd") and not data.startswith(b"RIFF"):
     raise MusicFileError(f"{name}: not a MIDI file (no 'MThd' header); only .mid/.midi files "
                          "are read")
+  if limits is not None:
+    limits_lib.check_midi_bytes(data, name, limits)
   try:
     return _note_seq_parse(data)
   except Exception as first:  # pretty_midi/mido raise many types on damaged files
@@ -76,26 +92,35 @@ def midi_bytes_to_note_sequence(data: bytes, name: str) -> NoteSequence:
     return ns
 
 
-def read_midi(path: str) -> NoteSequence:
-  """A MIDI file -> NoteSequence, or MusicFileError naming the file."""
+def read_midi(path: str, limits: limits_lib.Limits | None = None) -> NoteSequence:
+  """A MIDI file -> NoteSequence, or MusicFileError naming the file (see `limits` above)."""
   try:
     with open(path, "rb") as f:
       data = f.read()
   except OSError as e:
-    raise MusicFileError(f"{path}: cannot read ({e.strerror})") from None
-  ns = midi_bytes_to_note_sequence(data, path)
+    raise MusicFileError(f"{path}: cannot read ({e.strerror})", reason="unreadable") from None
+  ns = midi_bytes_to_note_sequence(data, path, limits)
   ns.filename = os.path.basename(path)
   return ns
 
 
-def find_midi_files(root: str) -> list[str]:
-  """All MIDI files under `root`, sorted; MusicFileError if there are none."""
+def find_midi_files(root: str, errors: list | None = None) -> list[str]:
+  """All MIDI files under `root`, sorted; MusicFileError if there are none.
+
+  Folders that cannot be listed (no permission, a path longer than the system allows) are
+  appended to `errors` as (path, one-line reason) when it is given, never skipped silently.
+  """
   if not os.path.isdir(root):
     raise MusicFileError(f"{root}: no such directory; pass a folder of .mid/.midi files")
+
+  def unlistable(e: OSError):
+    if errors is not None:
+      errors.append((e.filename or root, f"{e.filename}: cannot list this folder ({e.strerror})"))
+
   found = sorted(
-      os.path.join(d, f) for d, _, files in os.walk(root) for f in files
+      os.path.join(d, f) for d, _, files in os.walk(root, onerror=unlistable) for f in files
       if f.lower().endswith(MIDI_SUFFIXES))
-  if not found:
+  if not found and not errors:
     raise MusicFileError(f"{root}: no .mid/.midi files in this directory tree; pass a folder "
                          "that holds MIDI files")
   return found
