@@ -229,7 +229,7 @@ def test_bad_invocations_get_one_true_line(trained, tmp_path, capsys):
       cli.main(["sample", "--workdir", trained, *bad])
     err = capsys.readouterr().err
     assert e.value.code == 2 and bad[0] in err and "Traceback" not in err, err
-  assert "apply to train, eval and import" in err
+  assert "apply to train, eval, import and bench" in err
   corrupt = tmp_path / "corrupt"
   corrupt.mkdir()
   (corrupt / "config.json").write_text('{"name": ')
