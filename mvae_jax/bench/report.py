@@ -40,6 +40,12 @@ def paper_finding(configs: dict) -> list[str]:
         d = reconstruction.paired_difference(rh, rf, key)
         holds = want * d["mean"] > 0
         clear = want * d["lo"] > 0 if want > 0 else want * d["hi"] > 0
+        majority = rh["baselines"]["majority_class"]["overall"]
+        if key == "gap" and rh["sampled_accuracy"]["mean"] <= majority + 1e-9:
+          lines.append(f"- {what}: **not judged**: {h} decodes no better than the most frequent "
+                       f"class ({rh['sampled_accuracy']['mean']:.3f} vs {majority:.3f}), so its "
+                       f"gap of {rh['gap']['mean']:+.3f} says nothing")
+          continue
         mine = rh["sampled_accuracy"] if key == "sampled" else rh["gap"]
         theirs = rf["sampled_accuracy"] if key == "sampled" else rf["gap"]
         verdict = ("holds, clearly" if clear else "holds, within noise") if holds else (
@@ -115,13 +121,14 @@ def _attributes_md(configs: dict) -> list[str]:
     a = v.get("attributes")
     if not a:
       continue
+    fmt = lambda x, f="+.3f": "n/a" if x is None else format(x, f)  # noqa: E731
     out.append(f"\n**{label}** (vectors from {a['windows'][0]} windows, measured on "
-               f"{a['windows'][1]}; diagonal mean {a['diagonal_mean']:+.3f}, off-diagonal mean "
-               f"|change| {a['off_diagonal_mean_abs']:.3f}):\n")
+               f"{a['windows'][1]}; diagonal mean {fmt(a['diagonal_mean'])}, off-diagonal mean "
+               f"|change| {fmt(a['off_diagonal_mean_abs'], '.3f')}):\n")
     out.append("| vector \\ attribute | " + " | ".join(a["names"]) + " |")
     out.append("|---" * 6 + "|")
     for name, row in zip(a["names"], a["matrix"]):
-      out.append(f"| {name} | " + " | ".join(f"{x:+.2f}" for x in row) + " |")
+      out.append(f"| {name} | " + " | ".join(fmt(x, "+.2f") for x in row) + " |")
   return out
 
 
@@ -181,15 +188,16 @@ def plot_attributes(configs: dict, path: str) -> None:
   fig, axes = plt.subplots(1, len(labels), figsize=(4.4 * len(labels), 4.2), squeeze=False)
   for ax, k in zip(axes[0], labels):
     a = configs[k]["attributes"]
-    m = np.array(a["matrix"])
-    lim = max(np.abs(m).max(), 1e-6)
+    m = np.array([[np.nan if x is None else x for x in row] for row in a["matrix"]])
+    lim = max(np.nanmax(np.abs(m)) if np.isfinite(m).any() else 0.0, 1e-6)
     im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
     short = [n.replace("syncopation_", "sync ").replace("_", " ") for n in a["names"]]
     ax.set_xticks(range(5), short, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(5), short, fontsize=7)
     for i in range(5):
       for j in range(5):
-        ax.text(j, i, f"{m[i, j]:+.2f}", ha="center", va="center", fontsize=6)
+        ax.text(j, i, "n/a" if np.isnan(m[i, j]) else f"{m[i, j]:+.2f}", ha="center",
+                va="center", fontsize=6)
     ax.set_title(f"{k}: relative change", fontsize=9)
     ax.set_xlabel("attribute measured", fontsize=8)
     ax.set_ylabel("vector added", fontsize=8)

@@ -69,5 +69,9 @@ def attribute_vectors(mu: np.ndarray, attrs: np.ndarray, quantile: float = 0.25)
 
 
 def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-  """Mean relative change per attribute: Σ(after − before) / Σ|before| over examples `[N, 5]`."""
-  return (after - before).sum(0) / np.maximum(np.abs(before).sum(0), 1e-9)
+  """Mean relative change per attribute: Σ(after − before) / Σ|before| over examples `[N, 5]`;
+  NaN for an attribute that is 0 in every `before` (no relative change is defined; a floor on
+  the denominator turned such columns into changes of 1e9)."""
+  den = np.abs(before).sum(0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.where(den > 0, (after - before).sum(0) / np.where(den > 0, den, 1.0), np.nan)

@@ -113,7 +113,8 @@ def _row(tf, sampled, n=100, noise=0.02, seed=0):
   sa = np.clip(sampled + noise * rng.standard_normal(n), 0, 1)
   m = reconstruction.mean_ci
   return {"reconstruction": {"sampled_accuracy": m(sa), "gap": m(t - sa),
-                             "per_window": {"teacher_forced": t.tolist(), "sampled": sa.tolist()}}}
+                             "per_window": {"teacher_forced": t.tolist(), "sampled": sa.tolist()},
+                             "baselines": {"majority_class": {"overall": 0.3}}}}
 
 
 def test_paper_finding_judge():
@@ -137,3 +138,20 @@ def test_paired_difference():
   assert abs(d["mean"] - 0.1) < 1e-12 and abs(d["hi"] - d["lo"]) < 1e-9  # same shift everywhere
   g = reconstruction.paired_difference(a, b, "gap")
   assert abs(g["mean"] + 0.1) < 1e-12
+
+
+def test_zero_gap_of_a_majority_class_decoder_is_not_judged():
+  row = _row(0.55, 0.55, noise=0.0)
+  row["reconstruction"]["baselines"]["majority_class"]["overall"] = 0.55
+  lines = paper_finding({"flat": {"decoder": "flat", **_row(0.6, 0.56)},
+                         "hierdec": {"decoder": "hierarchical", **row}})
+  assert "**not judged**" in lines[1] and "holds" not in lines[1]
+
+
+def test_relative_change_undefined_without_the_attribute():
+  from mvae_jax.music.attributes import relative_change
+  before = np.array([[0.5, 0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 3.0, 0.0, 0.0]])
+  after = np.array([[1.0, 0.2, 2.0, 0.0, 0.0], [0.5, 0.0, 3.0, 0.0, 0.0]])
+  out = relative_change(before, after)
+  np.testing.assert_allclose(out[[0, 2]], [0.5, 0.25])
+  assert np.isnan(out[[1, 3, 4]]).all()
