@@ -1,7 +1,7 @@
 """16-bar drums: the flat decoder against the hierarchical one, on game_midi (the paper's
 16-bar drum pair; the attribute matrix is melodic, so it is not run)."""
 
-from mvae_jax.bench.suite import suite_config
+from mvae_jax.bench.suite import paper_suite, suite_config
 
 CONFIGS = ["flat-drums_16bar", "hierdec-drums_16bar"]
 LABELS = ["flat", "hierdec"]
@@ -9,11 +9,9 @@ LABELS = ["flat", "hierdec"]
 
 def get_config(preset="quick"):
   if preset == "paper":
-    return suite_config(
-        name="drums_16bar", preset=preset, configs=CONFIGS, labels=LABELS, dataset="game_midi",
-        num_steps=200000, batch_size=512,
-        evaluations=["reconstruction", "interpolation", "throughput"], eval_windows=0,
-        interpolation_pairs=1024, lm_train_windows=0,
+    return paper_suite(
+        name="drums_16bar", configs=CONFIGS, labels=LABELS, dataset="game_midi", batch_size=512,
+        evaluations=["reconstruction", "interpolation", "throughput"],
         description="16-bar drums: flat vs hierarchical decoders at the paper's sizes.")
   return suite_config(
       name="drums_16bar", preset=preset, configs=[c + "_tiny" for c in CONFIGS], labels=LABELS,

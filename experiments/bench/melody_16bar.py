@@ -5,7 +5,7 @@ learning rate 1e-2, sized for a 2-core CPU in about half an hour; paper: Magenta
 (music_vae_train's default), sharded over every device like `mvae train`.
 """
 
-from mvae_jax.bench.suite import suite_config
+from mvae_jax.bench.suite import EVALUATIONS, paper_suite, suite_config
 
 CONFIGS = ["flat-mel_16bar", "hierdec-mel_16bar", "hier-mel_16bar"]
 # At the `_tiny` rate (3e-3) the flat model was still at the unigram level (r_loss ~400 nats,
@@ -16,16 +16,14 @@ LABELS = ["flat", "hierdec", "hier"]
 
 def get_config(preset="quick"):
   if preset == "paper":
-    return suite_config(
-        name="melody_16bar", preset=preset, configs=CONFIGS, labels=LABELS,
-        dataset="folk_melodies", num_steps=200000, batch_size=512,
-        evaluations=["reconstruction", "interpolation", "attributes", "throughput"],
-        eval_windows=0, interpolation_pairs=1024, lm_train_windows=0, attribute_windows=2000,
+    return paper_suite(
+        name="melody_16bar", configs=CONFIGS, labels=LABELS, dataset="folk_melodies",
+        batch_size=512,
         description="16-bar melody: flat vs hierarchical decoders at the paper's sizes.")
   return suite_config(
       name="melody_16bar", preset=preset, configs=[c + "_tiny" for c in CONFIGS], labels=LABELS,
       dataset="folk_melodies", num_steps=800, batch_size=32,
-      evaluations=["reconstruction", "interpolation", "attributes", "throughput"],
+      evaluations=EVALUATIONS,
       eval_windows=512, interpolation_pairs=64, lm_train_windows=2000, attribute_windows=512,
       overrides=QUICK_OVERRIDES,
       description="16-bar melody: flat vs hierarchical decoders, `_tiny` sizes on a 2-core CPU.")

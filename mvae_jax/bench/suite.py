@@ -28,6 +28,20 @@ class SuiteError(ValueError):
   """A suite that cannot run; str() is one line naming the file or flag and the fix."""
 
 
+EVALUATIONS = ("reconstruction", "interpolation", "attributes", "throughput")
+
+
+def paper_suite(*, name: str, configs: Sequence[str], labels: Sequence[str], dataset: str,
+                batch_size: int, description: str,
+                evaluations: Sequence[str] = EVALUATIONS) -> ml_collections.ConfigDict:
+  """The `paper` preset of a suite: Magenta's sizes, 200,000 steps (music_vae_train's default),
+  every held-out window, 1,024 interpolation pairs, the LM on every training window."""
+  return suite_config(name=name, preset="paper", configs=configs, labels=labels, dataset=dataset,
+                      num_steps=200000, batch_size=batch_size, evaluations=evaluations,
+                      eval_windows=0, interpolation_pairs=1024, lm_train_windows=0,
+                      attribute_windows=2000, description=description)
+
+
 def suite_config(*, name: str, preset: str, configs: Sequence[str], labels: Sequence[str],
                  dataset: str, num_steps: int, batch_size: int, evaluations: Sequence[str],
                  description: str = "", eval_windows: int = 512, interpolation_pairs: int = 64,
