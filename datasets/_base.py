@@ -155,9 +155,6 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "First release."}
   CONVERTERS: tuple[str, ...] = ()
   DESCRIPTION = ""
-  # pieces per worker task: more saves the per-task cost on many small trusted pieces (a failed
-  # task is rerun one piece per task); 1 for user folders, where one file may hang to its limit
-  PIECES_PER_TASK = 1
 
   def __init__(self, *args, workers: int | None = None, limits: Limits | None = None,
                beam_options=None, **kwargs):
@@ -255,8 +252,7 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
     workers = self._workers or min(os.cpu_count() or 1, 8)
     results = _workers.map_limited(fn, pieces, _pool_failure, workers=workers,
                                    time_limit=self._limits.time_limit,
-                                   memory_limit_mb=self._limits.memory_limit_mb,
-                                   chunk=self.PIECES_PER_TASK)
+                                   memory_limit_mb=self._limits.memory_limit_mb)
     files = {s: open(self._staged(s), "wb") for s in SPLITS}
     try:
       for res in tqdm.tqdm(results, total=len(pieces), desc=self.name, unit=" pieces",

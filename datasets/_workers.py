@@ -10,7 +10,6 @@ is handed to `failed(item, reason, detail)`, whose return value is yielded in it
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import multiprocessing
 import resource
 from typing import Callable, Iterable, Iterator
@@ -46,47 +45,27 @@ def outcome(future, item, failed: Callable, time_limit: float, memory_limit_mb: 
     return failed(item, "error", f"{type(e).__name__}: {first}")
 
 
-def _run_chunk(fn: Callable, chunk: list) -> list:
-  return [fn(item) for item in chunk]
-
-
 def map_limited(fn: Callable, items: Iterable, failed: Callable, *, workers: int,
-                time_limit: float, memory_limit_mb: int, chunk: int = 1) -> Iterator:
+                time_limit: float, memory_limit_mb: int) -> Iterator:
   """`fn(item)` for every item, in completion order, each under `time_limit` seconds and
-  `memory_limit_mb` MiB of address space in one of `workers` processes.
-
-  chunk > 1 sends items to the workers `chunk` at a time (a task's limit is then `chunk` times
-  `time_limit`), which saves the per-task cost on many small items; a chunk that fails is run
-  again one item per task, so every item still gets its own result or reason.
-  """
+  `memory_limit_mb` MiB of address space in one of `workers` processes."""
   ctx = multiprocessing.get_context("forkserver")
   ctx.set_forkserver_preload(_PRELOAD)
   items = iter(items)
   with pebble.ProcessPool(max_workers=max(1, workers), initializer=_cap_memory,
                           initargs=(memory_limit_mb,), context=ctx) as pool:
-    pending = {}  # future -> list of items
-    retry: list = []  # items of failed chunks, to run one per task
+    pending = {}
 
     def submit(n: int) -> None:
       for _ in range(n):
-        if retry:
-          batch = [retry.pop()]
-        else:
-          batch = list(itertools.islice(items, max(1, chunk)))
-          if not batch:
-            return
-        limit = time_limit * len(batch) if time_limit else None
-        pending[pool.schedule(_run_chunk, args=(fn, batch), timeout=limit)] = batch
+        item = next(items, None)
+        if item is None:
+          return
+        pending[pool.schedule(fn, args=(item,), timeout=time_limit or None)] = item
 
     submit(4 * max(1, workers))
     while pending:
       done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
       for future in done:
-        batch = pending.pop(future)
-        if len(batch) > 1 and future.exception() is not None:
-          retry.extend(batch)
-          continue
-        results = outcome(future, batch, lambda b, r, d: [failed(b[0], r, d)], time_limit,
-                          memory_limit_mb)
-        yield from results
+        yield outcome(future, pending.pop(future), failed, time_limit, memory_limit_mb)
       submit(len(done))

@@ -67,7 +67,6 @@ class FolkMelodies(NoteSequenceBuilder):
 
   DESCRIPTION = __doc__
   CONVERTERS = ("mel_2bar", "mel_16bar")
-  PIECES_PER_TASK = 64  # ~11,500 small embedded tunes: one worker task each cost ~30 s in all
 
   def input_files(self):
     corpus = music21_corpus_dir()
