@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import glob
 import gzip
 import json
@@ -42,36 +41,31 @@ def main():
   args = ap.parse_args()
 
   import jax  # noqa: PLC0415
-  from mvae_jax import config, model as model_lib  # noqa: PLC0415
+  from mvae_jax import config  # noqa: PLC0415
   from mvae_jax.bench import throughput  # noqa: PLC0415
-  from mvae_jax.train import steps  # noqa: PLC0415
+  from mvae_jax.train import loop, sharding  # noqa: PLC0415
 
   cfg = config.load(args.config, [f"--config.train.batch_size={args.batch}"] if args.batch else [])
-  conv = model_lib.converter_of(cfg)
-  model = model_lib.model_of(cfg, conv)
-  sc = steps.step_config_of(cfg, conv)
-  tx = steps.make_optimizer(sc)
-  state = steps.TrainState.create(model_lib.init_params(model, conv, jax.random.key(0)), tx)
-  batch = jax.tree.map(jax.numpy.asarray, throughput.random_batch(conv, cfg.train.batch_size))
-  fn = jax.jit(functools.partial(steps.train_step, model=model, sc=sc,
-                                 inputs_fn=model_lib.inputs_fn_of(conv), tx=tx), donate_argnums=0)
-  compiled = fn.lower(state, batch, jax.random.key(1)).compile()
+  run = loop.Run(cfg)  # the training loop's own step, as bench/step_throughput.py times it
+  state = run.init_state()
+  batch = sharding.global_batch(throughput.random_batch(run.conv, run.local_batch), run.mesh)
+  compiled = run.train_step.lower(state, batch, run.rng).compile()
   meta = {}
   for line in compiled.as_text().splitlines():
     m = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"', line)
     if m:
       meta[m.group(1)] = m.group(2)
-  state, m = compiled(state, batch, jax.random.key(1))
+  state, m = compiled(state, batch, run.rng)
   jax.block_until_ready(m)
   t = time.perf_counter()
   for _ in range(args.steps):
-    state, m = compiled(state, batch, jax.random.key(1))
+    state, m = compiled(state, batch, run.rng)
   jax.block_until_ready(m)
   wall = (time.perf_counter() - t) / args.steps
   with tempfile.TemporaryDirectory() as d:
     with jax.profiler.trace(d, create_perfetto_trace=True):
       for _ in range(args.steps):
-        state, m = compiled(state, batch, jax.random.key(1))
+        state, m = compiled(state, batch, run.rng)
       jax.block_until_ready(m)
     with gzip.open(glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)[0]) as f:
       trace = json.load(f)
