@@ -11,9 +11,8 @@ CONFIGS = ["flat-mel_16bar", "hierdec-mel_16bar", "hier-mel_16bar"]
 # At the `_tiny` rate (3e-3) the flat model was still at the unigram level (r_loss ~400 nats,
 # predicting holds) after 750 steps; the demo's tuning found 1e-2 best for tiny models. With
 # transposition (+-5) all three stayed within 0.023 of the most frequent class at 800 steps, even
-# teacher-forced; untransposed, hierdec
-# reached 0.698 teacher-forced on validation windows at step 1,000 (most frequent class on the
-# test split: 0.555).
+# teacher-forced; untransposed, hierdec reached 0.698 teacher-forced on validation windows at
+# step 1,000 (most frequent class on the test split: 0.555).
 QUICK_OVERRIDES = ["--config.optim.learning_rate=1e-2", "--config.optim.decay_rate=0.9995",
                    "--config.data.transpose_range=[0,0]"]
 LABELS = ["flat", "hierdec", "hier"]
