@@ -12,7 +12,7 @@ measurement with bench/demo_tuning.py (README, "The demo's figures", has the run
 * a constant β = 0.2 with 96 free bits instead of Magenta's slow β schedule, under which the KL
   runs to 110-130 bits: a constant cap gives a better reconstruction from step 1,000 on, and on
   all 2,058 held-out windows at step 3,000 96 free bits (KL 94 bits) reconstruct 0.8737 against
-  0.8098 with 48 (KL 48 bits), 0.8439 with 64 and 0.8527 with 192 (KL 185 bits) (`mvae train --config
+  0.8098 with 48 (KL 48 bits), 0.8439 with 64, 0.8486 with 128 and 0.8527 with 192 (KL 185 bits) (`mvae train --config
   demo-mel_2bar --workdir W --config.loss.free_bits=N`, metrics.jsonl);
 * scheduled sampling (exponential, p = 1 - 0.9997^step, 0.59 at step 3,000): argmax decoding is
   free-running, and this cut the teacher-forced minus free-running gap from 0.045 to 0.014 at
