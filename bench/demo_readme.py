@@ -34,7 +34,8 @@ def render(r: dict, machine: str) -> str:
   def verdict(name: str, x: dict) -> str:
     if x["met"]:
       return f"{name} ≥ {x['goal']}: **met** ({x['got']:.4f})"
-    return f"{name} ≥ {x['goal']}: **not met** ({x['got']:.4f}, short by {x['goal'] - x['got']:.3f})"
+    return (f"{name} ≥ {x['goal']}: **not met** ({x['got']:.4f}, short by "
+            f"{x['goal'] - x['got']:.3f})")
 
   out.append(f"Targets (issue): {verdict('overall', o)}; {verdict('onsets', n)}. The model "
              f"learned: +{m['overall'] - maj['overall']:.3f} over the majority class, and "

@@ -5,15 +5,15 @@ measurement with bench/demo_tuning.py (README, "The demo's figures", has the run
 * the `_tiny` size (z 32, encoder [128], decoder [128, 128], batch 64): the step's CPU time grows
   about linearly with batch and 2.3x at width 256, so small steps give the most updates;
 * 3,000 steps, learning rate 1e-2 decaying to 3.0e-3 (decay_rate 0.9996): with 48 free bits the
-  held-out reconstruction still rose about 0.012 per 500 steps there (0.8098 at 3,000, 0.8215 at 3,500 in
-  `mvae train --config demo-mel_2bar --config.train.num_steps=4500 --config.optim.decay_rate=0.9996`),
-  but 3,500 steps took the whole demo to 453 s of its 480 in a clean-clone CI run: 3,000 keep a
-  margin;
+  held-out reconstruction still rose about 0.012 per 500 steps there (0.8098 at 3,000, 0.8215 at
+  3,500 in `mvae train --config demo-mel_2bar --config.train.num_steps=4500
+  --config.optim.decay_rate=0.9996`), but 3,500 steps took the whole demo to 453 s of its 480 in a
+  clean-clone CI run: 3,000 keep a margin;
 * a constant β = 0.2 with 96 free bits instead of Magenta's slow β schedule, under which the KL
   runs to 110-130 bits: a constant cap gives a better reconstruction from step 1,000 on, and on
   all 2,058 held-out windows at step 3,000 96 free bits (KL 94 bits) reconstruct 0.8737 against
-  0.8098 with 48 (KL 48 bits), 0.8439 with 64, 0.8486 with 128 and 0.8527 with 192 (KL 185 bits) (`mvae train --config
-  demo-mel_2bar --workdir W --config.loss.free_bits=N`, metrics.jsonl);
+  0.8098 with 48 (KL 48 bits), 0.8439 with 64, 0.8486 with 128 and 0.8527 with 192 (KL 185 bits)
+  (`mvae train --config demo-mel_2bar --workdir W --config.loss.free_bits=N`, metrics.jsonl);
 * scheduled sampling (exponential, p = 1 - 0.9997^step, 0.59 at step 3,000): argmax decoding is
   free-running, and this cut the teacher-forced minus free-running gap from 0.045 to 0.014 at
   step 2,000, for about 10% more CPU time per step;

@@ -1,8 +1,9 @@
 """16-bar melodies: the flat decoder against the hierarchical one (paper Table 1, Fig. 5).
 
-quick: the `_tiny` siblings (z 32, LSTMs of 128) on folk_melodies, 1,200 steps of batch 32 each
-at learning rate 1e-2, untransposed, sized for a 2-core CPU in about half an hour; paper: Magenta's sizes and batch 512, 200,000 steps each
-(music_vae_train's default), sharded over every device like `mvae train`.
+quick: the `_tiny` siblings (z 32, LSTMs of 128) on folk_melodies, 1,200 steps of batch 32 each at
+learning rate 1e-2, untransposed, sized for a 2-core CPU in about half an hour; paper: Magenta's
+sizes and batch 512, 200,000 steps each (music_vae_train's default), sharded over every device
+like `mvae train`.
 """
 
 from mvae_jax.bench.suite import EVALUATIONS, paper_suite, suite_config
