@@ -161,7 +161,7 @@ def abc_tunes_to_midi(abc_text: str, timeout: float = 120.0) -> dict[int, bytes]
     with open(src, "w", encoding="utf-8", errors="replace") as f:
       f.write(abc_text)
     # Pipes, not DEVNULL: with a timeout, `run` then waits on the pipes closing (select) instead
-    # of polling the child with sleeps, which cost ~2 ms per tune (a third of a folk build).
+    # of polling the child with sleeps (1.7-1.9 against 2.0-2.1 ms per tune, measured).
     subprocess.run(["abc2midi", src, "-silent", "-NGUI", "-NGRA"], cwd=tmp, timeout=timeout,
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     out = {}

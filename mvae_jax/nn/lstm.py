@@ -125,7 +125,9 @@ def _update(acts: jax.Array, c: jax.Array) -> State:
 
 
 def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
-  """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`."""
+  """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`.
+
+  (Step-by-step decoding keeps the plain `h @ W_h`: at its sizes both forms ran alike.)"""
   return _update(_activations(x_proj + state.h.astype(w_h.dtype) @ w_h), state.c)
 
 
