@@ -5,6 +5,8 @@ in a fresh process, on TCMalloc when the machine has it).
   python bench/step_throughput.py [--configs cat-mel_2bar_small_tiny,...] [--batch_size 64]
                                   [--steps 20]
   python bench/step_throughput.py --analytic --configs flat-mel_16bar,...   # FLOPs only, no run
+  python bench/step_throughput.py --configs hierdec-mel_16bar --batch_size 16 \
+      --set train.recurrent_dtype=bfloat16                                    # with overrides
 
 The measurement is `mvae_jax.bench.throughput.measure` (what `mvae bench` reports): the training
 loop's own jitted step, timed after compiling, on random labels of the right shape (throughput
@@ -34,6 +36,8 @@ def main():
   ap.add_argument("--configs", default=DEFAULT)
   ap.add_argument("--batch_size", type=int, default=0, help="0: each config's own")
   ap.add_argument("--steps", type=int, default=20)
+  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                  help="a config override, e.g. train.recurrent_dtype=bfloat16 (repeatable)")
   ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   ap.add_argument("--analytic", action="store_true",
                   help="print each config's FLOPs per step (forward parts, train step) only")
@@ -64,7 +68,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
       cmd = [sys.executable, os.path.abspath(__file__), "--configs", name, "--child",
-             "--steps", str(args.steps), "--batch_size", str(args.batch_size)]
+             "--steps", str(args.steps), "--batch_size", str(args.batch_size),
+             *[f"--set={kv}" for kv in args.set]]
       r = subprocess.run(cmd, capture_output=True, text=True)
       rows = [l for l in r.stdout.splitlines() if l.startswith("| ")]
       print(rows[0] if rows and r.returncode == 0 else
@@ -72,7 +77,9 @@ def main():
     return
   name = names[0]
   overrides = [f"--config.train.batch_size={args.batch_size}"] if args.batch_size else []
-  cfg = config.load(name, overrides)
+  cfg = config.load(name, overrides + [f"--config.{kv}" for kv in args.set])
+  if args.set:
+    name = f"{name} ({', '.join(args.set)})"
   conv = model_lib.converter_of(cfg)
   n = model_lib.count_params(model_lib.abstract_params(model_lib.model_of(cfg, conv), conv))
   t = throughput.measure(cfg, args.steps)  # measures the matmul rate right after the steps

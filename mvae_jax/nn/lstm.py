@@ -13,6 +13,9 @@ before the scan and keeps only `h @ W_h` inside it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 from typing import NamedTuple, Sequence
 
 import flax.linen as nn
@@ -20,6 +23,25 @@ import jax
 import jax.numpy as jnp
 
 FORGET_BIAS = 1.0
+
+_RECURRENT_DTYPE = contextvars.ContextVar("recurrent_dtype", default=None)  # None: as W_h is
+
+
+@contextlib.contextmanager
+def recurrent_matmul_dtype(dtype: str | None):
+  """While tracing inside this context, the layer scans (`scan_layer`, `scan_stack`,
+  `bidirectional_layer`) multiply h and W_h, forward and backward, in `dtype` ("bfloat16")
+  with float32 accumulation; everything else, W_h's gradient included, stays as it was.
+
+  At batch 16 with 2,048 units the step's recurrent matmul reads the whole `[2048, 8192]`
+  W_h for 16 rows of h: its speed is the memory's, and bfloat16 halves the bytes read
+  (the train step's `train.recurrent_dtype`).
+  """
+  token = _RECURRENT_DTYPE.set(None if dtype in (None, "float32") else str(dtype))
+  try:
+    yield
+  finally:
+    _RECURRENT_DTYPE.reset(token)
 
 
 class LSTMWeights(NamedTuple):
@@ -108,7 +130,8 @@ def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
   and `dg @ W_hᵀ` forms ran 1.8x slower at batch 16 with 2,048 units, the backward one
   transposing the 64 MiB W_h again at every step (bench/step_profile.py hierdec-mel_16bar 16).
   """
-  return jax.lax.dot_general(a.astype(b.dtype), b, (((1,), (1,)), ((), ())))
+  return jax.lax.dot_general(a.astype(b.dtype), b, (((1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.float32)
 
 
 def _activations(gates: jax.Array) -> jax.Array:
@@ -140,14 +163,14 @@ def zero_state(batch: int, units: int) -> State:
   return State(jnp.zeros((batch, units), jnp.float32), jnp.zeros((batch, units), jnp.float32))
 
 
-def _forward(w_h, xs, c0, h0, ms):
+def _forward(w_h, xs, c0, h0, ms, rd):
   """The recurrence, time-major: xs `[T, B, 4H]`, ms `[T, B]` bool or None.
 
   Returns hs, cs `[T, B, H]` (the state after each step; a masked step repeats the previous
   one), the gate activations `[T, B, 4H]` and the final c, h.
   """
 
-  w_h_t = w_h.T  # once, outside the scan
+  w_h_t = w_h.T if rd is None else w_h.T.astype(rd)  # once, outside the scan
 
   def step(carry, inp):
     xp, m = inp if ms is not None else (inp, None)
@@ -161,19 +184,20 @@ def _forward(w_h, xs, c0, h0, ms):
   return hs, cs, acts, final
 
 
-@jax.custom_vjp
-def _recurrence(w_h, xs, c0, h0, ms):
-  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass."""
-  hs, _, _, final = _forward(w_h, xs, c0, h0, ms)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _recurrence(w_h, xs, c0, h0, ms, rd):
+  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass; `rd` the
+  dtype of the recurrent matmuls (static)."""
+  hs, _, _, final = _forward(w_h, xs, c0, h0, ms, rd)
   return hs, final.c, final.h
 
 
-def _recurrence_fwd(w_h, xs, c0, h0, ms):
-  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms)
+def _recurrence_fwd(w_h, xs, c0, h0, ms, rd):
+  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms, rd)
   return (hs, final.c, final.h), (w_h, jnp.zeros((0,), xs.dtype), hs, cs, acts, c0, h0, ms)
 
 
-def _recurrence_bwd(res, cts):
+def _recurrence_bwd(rd, res, cts):
   """Backward through time keeping only dh @ W_hᵀ inside the scan.
 
   The gates' cotangents dg_t are the input projection's cotangents; W_h's is then one large
@@ -183,6 +207,7 @@ def _recurrence_bwd(res, cts):
   w_h, x_like, hs, cs, acts, c0, h0, ms = res
   d_hs, d_c, d_h = cts
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
+  w_h_rd = w_h if rd is None else w_h.astype(rd)  # once, outside the scan
 
   def step(carry, inp):
     dc, dh = carry
@@ -193,7 +218,7 @@ def _recurrence_bwd(res, cts):
     dc_tot = dc + dh * o * (1 - tc * tc)
     dg = jnp.concatenate([dc_tot * j * i * (1 - i), dc_tot * i * (1 - j * j),
                           dc_tot * cp * f * (1 - f), dh * tc * o * (1 - o)], axis=-1)
-    dh_prev = _matmul_nt(dg, w_h).astype(jnp.float32)  # dg @ W_hᵀ
+    dh_prev = _matmul_nt(dg, w_h_rd)  # dg @ W_hᵀ
     dc_prev = dc_tot * f
     if ms is not None:  # a masked step passed its state through unchanged
       m = inp[4][:, None]
@@ -221,7 +246,7 @@ def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
   Returns outputs h `[T, B, H]` and the final state.
   """
   hs, c, h = _recurrence(w.w_h, x_proj, state.c.astype(jnp.float32),
-                         state.h.astype(jnp.float32), mask)
+                         state.h.astype(jnp.float32), mask, _RECURRENT_DTYPE.get())
   return hs, State(c, h)
 
 

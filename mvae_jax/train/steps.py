@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mvae_jax.nn import lstm
 from mvae_jax.train import objective as obj
 
 
@@ -51,6 +52,7 @@ class StepConfig:
   sampling_schedule: str = "constant"
   sampling_rate: float = 0.0
   compute_dtype: str = "float32"
+  recurrent_dtype: str = "float32"
 
   @property
   def scheduled(self) -> bool:
@@ -66,7 +68,14 @@ def step_config_of(cfg, converter) -> StepConfig:
       min_learning_rate=cfg.optim.min_learning_rate, grad_clip=cfg.optim.grad_clip,
       grad_norm_clip_to_zero=cfg.optim.grad_norm_clip_to_zero,
       sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate,
-      compute_dtype=cfg.train.compute_dtype)
+      compute_dtype=cfg.train.compute_dtype,
+      recurrent_dtype=_recurrent_dtype(cfg.train.get("recurrent_dtype", "float32")))
+
+
+def _recurrent_dtype(value: str) -> str:
+  if value not in ("float32", "bfloat16"):
+    raise ValueError(f"--config.train.recurrent_dtype={value}: use float32 or bfloat16")
+  return value
 
 
 def scale_by_tf_adam(b1: float = 0.9, b2: float = 0.999,
@@ -115,7 +124,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   def loss_fn(params):
     if sc.compute_dtype != "float32":  # mixed precision: bf16 matmuls, f32 master weights
       params = jax.tree.map(lambda p_: p_.astype(sc.compute_dtype), params)
-    out = model.apply({"params": params}, x, labels, lengths, key, p, sc.scheduled, eps_scale)
+    with lstm.recurrent_matmul_dtype(sc.recurrent_dtype):
+      out = model.apply({"params": params}, x, labels, lengths, key, p, sc.scheduled, eps_scale)
     loss, terms = obj.vae_loss(out, labels, lengths, sc.depths, state.step,
                                free_bits=sc.free_bits, max_beta=sc.max_beta,
                                beta_rate=sc.beta_rate, weights=batch.get("mask"))

@@ -43,3 +43,29 @@ def test_gradients_match_autodiff(ragged):
   # and the forward values agree
   np.testing.assert_allclose(lstm.scan_layer(w, lstm.project(w, x), state, mask)[0],
                              _reference(w, lstm.project(w, x), state, mask)[0], atol=1e-6)
+
+
+def test_bfloat16_recurrent_matmuls_stay_close_to_float32():
+  """`recurrent_matmul_dtype("bfloat16")` (train.recurrent_dtype) changes only the rounding of
+  h·W_h: outputs and gradients within bfloat16's precision of float32's, yet not equal."""
+  t, b, d, h = 9, 4, 3, 16
+  k = jax.random.split(jax.random.key(1), 4)
+  w = lstm.LSTMWeights(0.3 * jax.random.normal(k[0], (d + h, 4 * h)),
+                       jax.random.normal(k[1], (4 * h,)))
+  x = jax.random.normal(k[2], (t, b, d))
+  state = lstm.zero_state(b, h)
+  mask = jnp.arange(t)[:, None] < jnp.array([9, 5, 1, 7])[None, :]
+
+  def loss(w, x):
+    hs, fin = lstm.scan_layer(w, lstm.project(w, x), state, mask)
+    return jnp.sum(jnp.sin(hs)) + jnp.sum(fin.c ** 2)
+
+  f32 = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
+  with lstm.recurrent_matmul_dtype("bfloat16"):
+    bf16 = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(w, x)
+  for a, r in zip(jax.tree.leaves(bf16), jax.tree.leaves(f32)):
+    assert a.dtype == r.dtype == jnp.float32
+    np.testing.assert_allclose(a, r, rtol=3e-2, atol=3e-2)
+  assert abs(float(bf16[0]) - float(f32[0])) > 1e-6  # the setting took effect
+  with lstm.recurrent_matmul_dtype("float32"):
+    np.testing.assert_array_equal(jax.grad(loss)(w, x).kernel, f32[1][0].kernel)

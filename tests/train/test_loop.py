@@ -123,9 +123,10 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
   assert "model.z_size: 32 -> 64" in str(e.value)
 
 
-def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
+@pytest.mark.parametrize("setting", ["compute_dtype", "recurrent_dtype"])
+def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir, setting):
   cfg = config.load("cat-mel_2bar_small_tiny",
-                        tiny_overrides(data_dir) + ["--config.train.compute_dtype=bfloat16"])
+                    tiny_overrides(data_dir) + [f"--config.train.{setting}=bfloat16"])
   run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
   it = run.train_iterator(run.windows("train"))
   state = run.init_state()
@@ -135,6 +136,14 @@ def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir):
     losses.append(float(m["loss"]))
   assert all(np.isfinite(losses)) and int(state.skipped) == 0
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
+
+
+def test_a_wrong_recurrent_dtype_is_one_line_naming_the_flag(tmp_path, capsys):
+  assert cli.main(["train", "--config", "cat-mel_2bar_small_tiny", "--workdir",
+                   str(tmp_path / "run"), "--config.train.recurrent_dtype=bf16"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "--config.train.recurrent_dtype=bf16" in err, err
+  assert "bfloat16" in err
 
 
 def test_data_hints_name_flags_that_exist_and_work_when_tried(tmp_path, capsys):
