@@ -10,7 +10,8 @@ measurement with bench/demo_tuning.py (README, "The demo's figures", has the run
   128 reached 0.789 at step 1,000 and batch 96 0.7885 at step 1,500 (stopped there), where
   batch 64 is at 0.8338 by step 2,000, about the same CPU time. With 48 free bits, 3,500
   steps rose 0.012 over 3,000 but took the whole demo to 453 s of its 480 in a clean-clone CI
-  run: 3,000 keep a margin;
+  run: 3,000 keep a margin. All of these are seed 0's; seeds 1 and 2 of this config give 0.8386
+  and 0.8142, so differences of a few thousandths between settings are noise;
 * a constant β = 0.2 with 96 free bits instead of Magenta's slow β schedule, under which the KL
   runs to 110-130 bits: a constant cap gives a better reconstruction from step 1,000 on, and on
   all 2,058 held-out windows at step 3,000 96 free bits (KL 94 bits) reconstruct 0.8737 against
