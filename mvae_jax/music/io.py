@@ -144,6 +144,15 @@ def split_abc_tunes(text: str) -> list[tuple[int, str]]:
   return tunes
 
 
+_METER = re.compile(r"(?:^|\[)M:\s*([^\]\n%]*)", re.MULTILINE)
+
+
+def abc_meters(text: str) -> list[str]:
+  """Every meter an ABC tune sets (`M:` lines, file header included, and inline `[M:...]`
+  fields), as written: e.g. ['6/8', '9/8'], ['C|'], [] when none is set (abc2midi: 4/4)."""
+  return [m.group(1).strip() for m in _METER.finditer(text)]
+
+
 def abc2midi_available() -> bool:
   return shutil.which("abc2midi") is not None
 

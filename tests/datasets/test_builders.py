@@ -84,10 +84,29 @@ print('OK', len(src), len(w))
 def test_folk_melodies_builds_from_the_music21_wheel(folk_dataset):
   builder, stats = folk_dataset
   assert stats["pieces_read"] > 11000
-  assert sum(stats["kept"].values()) > 11000
+  assert sum(stats["kept"].values()) > 3000  # the tunes with a meter of 4 quarter notes a bar
+  assert stats["rejected"]["not 4/4"] > 7000  # 2/4, 3/4, 6/8, ...: never converted
   assert stats["windows"]["mel_2bar"]["train"] > 30000
   assert stats["windows"]["mel_2bar"]["validation"] > 1000
-  assert "not 4/4" in stats["no_windows"]["mel_2bar"]
+
+
+@pytest.mark.parametrize("meters, rejected", [
+    ("M:3/4", True), ("M:6/8", True), ("M:2/4\nM:3/8", True),
+    ("M:4/4", False), ("M:C|", False), ("M:C", False), ("M:none", False), ("", False),
+    ("M:2/4\n[M:4/4]", False), ("M:8/8", False)])
+def test_folk_tunes_without_a_four_quarter_meter_are_rejected_before_conversion(meters, rejected):
+  from mvae_jax.datasets import folk_melodies
+  from mvae_jax.music import io
+  from mvae_jax.music.errors import MusicFileError
+  if not io.abc2midi_available():
+    pytest.fail("abc2midi missing: apt-get install -y abcmidi (see README)")
+  tune = f"X:1\nT:t\n{meters + chr(10) if meters else ''}L:1/4\nK:C\nCDEF|GABc|cBAG|FEDC|]\n"
+  if rejected:
+    with pytest.raises(MusicFileError) as e:
+      folk_melodies.load_abc_tune(("t.abc#X1", tune))
+    assert e.value.reason == "not 4/4" and "t.abc#X1" in str(e.value)
+  else:
+    assert len(folk_melodies.load_abc_tune(("t.abc#X1", tune)).notes) == 16
 
 
 def test_cli_prepare_prints_statistics_and_one_line_errors(tmp_path):
