@@ -35,6 +35,12 @@ def _batches(n: int, size: int):
     yield start, min(start + size, n)
 
 
+def _padded(x: np.ndarray, size: int) -> np.ndarray:
+  """x `[n, ...]` with n <= size, padded with copies of its last row to `[size, ...]`: every
+  call then has one shape, compiled once (a short last chunk, 8 samples, 2 inputs)."""
+  return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)]) if len(x) < size else x
+
+
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
   """Spherical interpolation between vectors a and b (linear when they are parallel)."""
   na, nb = a / np.linalg.norm(a), b / np.linalg.norm(b)
@@ -121,11 +127,11 @@ class TrainedModel:
     """labels `[N, T, S]` -> (z, mu, sigma) `[N, z]` (z sampled from the posterior, seed 0)."""
     mus, sigmas = [], []
     for a, b in _batches(len(labels), self.batch_size):
-      chunk = jnp.asarray(labels[a:b])
+      chunk = jnp.asarray(_padded(np.asarray(labels[a:b]), self.batch_size))
       x = self.conv.labels_to_inputs(chunk, jnp)
-      mu, sigma = self._encode(self.params, x, jnp.full((b - a,), labels.shape[1]))
-      mus.append(np.asarray(mu))
-      sigmas.append(np.asarray(sigma))
+      mu, sigma = self._encode(self.params, x, jnp.full((len(chunk),), labels.shape[1]))
+      mus.append(np.asarray(mu)[:b - a])
+      sigmas.append(np.asarray(sigma)[:b - a])
     mu, sigma = np.concatenate(mus), np.concatenate(sigmas)
     eps = np.asarray(jax.random.normal(jax.random.key(0), mu.shape))
     return mu + sigma * eps, mu, sigma
@@ -140,9 +146,10 @@ class TrainedModel:
     """z `[N, z]` -> labels `[N, T, S]` (temperature 0: argmax)."""
     out = []
     for a, b in _batches(len(z), self.batch_size):
-      toks, _ = self._sample(self.params, jnp.asarray(z[a:b], jnp.float32),
+      chunk = _padded(np.asarray(z[a:b], np.float32), self.batch_size)
+      toks, _ = self._sample(self.params, jnp.asarray(chunk),
                              jax.random.fold_in(jax.random.key(seed), a), float(temperature))
-      out.append(np.asarray(toks))
+      out.append(np.asarray(toks)[:b - a])
     return np.concatenate(out)
 
   def decode(self, z: np.ndarray, temperature: float = 0.5, seed: int = 0,
