@@ -35,19 +35,21 @@ def _bar_quarters(meter: str) -> float | None:
   return 4 * int(m.group(1)) / int(m.group(2)) if m and int(m.group(2)) else None
 
 
-def load_abc_tune(payload, limits=None) -> "music_io.NoteSequence":
-  """payload (name, ABC text of one tune) -> NoteSequence, via abc2midi.
-
-  A tune whose every meter is numeric with bars of other than 4 quarter notes (2/4, 3/4, 6/8,
-  ...) is rejected ("not 4/4") before conversion: every converter here needs 16-step bars, so
+def check_meter(payload) -> None:
+  """Rejects ("not 4/4") a tune whose every meter is numeric with bars of other than 4 quarter
+  notes (2/4, 3/4, 6/8, ...), before conversion: every converter here needs 16-step bars, so
   such a tune gives no window, and converting them was 70% of the build's time. Tunes with no
-  meter (abc2midi's 4/4), 'C', 'C|' or any other form are converted as before.
-  """
+  meter (abc2midi's 4/4), 'C', 'C|' or any other form are converted."""
   name, text = payload
   meters = music_io.abc_meters(text)
   if meters and all(_bar_quarters(m) not in (None, 4.0) for m in meters):
     raise MusicFileError(f"{name}: meter {', '.join(dict.fromkeys(meters))} has no bar of 4 "
                          "quarter notes, which every converter needs", reason="not 4/4")
+
+
+def load_abc_tune(payload, limits=None) -> "music_io.NoteSequence":
+  """payload (name, ABC text of one tune) -> NoteSequence, via abc2midi."""
+  name, text = payload
   midis = music_io.abc_tunes_to_midi(text)
   if len(midis) != 1:
     raise MusicFileError(f"{name}: abc2midi could not convert this tune")
@@ -76,7 +78,7 @@ def list_tunes(corpus_dir: str, collections=COLLECTIONS) -> list[Piece]:
         seen.add(pid)
         pieces.append(Piece(id=pid, split_key=pid, source=f"music21 corpus/{pid}",
                             load=load_abc_tune, payload=(f"music21 corpus/{pid}", tune),
-                            file=os.path.join(folder, fname)))
+                            file=os.path.join(folder, fname), precheck=check_meter))
   return pieces
 
 

@@ -103,9 +103,10 @@ def test_folk_tunes_without_a_four_quarter_meter_are_rejected_before_conversion(
   tune = f"X:1\nT:t\n{meters + chr(10) if meters else ''}L:1/4\nK:C\nCDEF|GABc|cBAG|FEDC|]\n"
   if rejected:
     with pytest.raises(MusicFileError) as e:
-      folk_melodies.load_abc_tune(("t.abc#X1", tune))
+      folk_melodies.check_meter(("t.abc#X1", tune))
     assert e.value.reason == "not 4/4" and "t.abc#X1" in str(e.value)
   else:
+    folk_melodies.check_meter(("t.abc#X1", tune))
     assert len(folk_melodies.load_abc_tune(("t.abc#X1", tune)).notes) == 16
 
 
