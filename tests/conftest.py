@@ -38,7 +38,7 @@ def fixture_dataset(data_dir):
 
 @pytest.fixture(scope="session")
 def folk_dataset(data_dir):
-  """The embedded default data set, built from the installed music21 wheel (~90 s on 2 cores)."""
+  """The embedded default data set, built from the installed music21 wheel (~30 s on 2 cores)."""
   from mvae_jax import datasets
   from mvae_jax.music import io
   if not io.abc2midi_available():
