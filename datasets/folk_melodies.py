@@ -1,10 +1,13 @@
-"""folk_melodies: ~11,500 folk tunes bundled in the music21 wheel; the embedded default data set.
+"""folk_melodies: the 4/4-type tunes among the ~11,500 folk tunes bundled in the music21 wheel
+(3,464 of 11,582); the embedded default data set.
 
 Sources: music21's `corpus/` folders essenFolksong, oneills1850 and ryansMammoth (ABC), read from
 the installed wheel at prepare time and never copied into this repository (some carry a
 non-commercial clause). Each tune (`X:` block, with its file's header) goes through Debian's
 `abc2midi -silent -NGUI -NGRA` (no chord accompaniment, no grace notes, repeats expanded, 120 qpm),
 as the Magenta reference fixtures were made; note_seq then parses the MIDI. Splits are by tune.
+Tunes whose every meter has bars of other than 4 quarter notes are turned down first
+(`check_meter`): no converter can window them.
 """
 
 from __future__ import annotations
