@@ -49,3 +49,15 @@ def test_demo_in_a_workdir_of_another_run_is_one_line(folk_dataset, data_dir, tm
   assert r.returncode == 2, r.stderr[-2000:]
   lines = [l for l in r.stderr.splitlines() if l.startswith("mvae")]
   assert len(lines) == 1 and "--workdir" in lines[0], r.stderr[-2000:]
+
+
+def test_chance_none_outside_is_that_of_drawing_real_windows():
+  import numpy as np
+  rng = np.random.default_rng(0)
+  outside = np.zeros(50, bool)
+  outside[:10] = True
+  draws = np.stack([rng.choice(50, 8, replace=False) for _ in range(40_000)])
+  empirical = float((~outside[draws].any(1)).mean())
+  assert abs(demo.chance_none_outside(10, 50, 8) - empirical) < 0.01
+  assert abs(demo.chance_none_outside(10, 50, 8) - 0.8 ** 8) > 0.02  # not with replacement
+  assert demo.chance_none_outside(0, 50, 8) == 1.0 and demo.chance_none_outside(43, 50, 8) == 0.0
