@@ -155,8 +155,15 @@ def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
 
 
 def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
-  """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps)."""
-  return x.astype(w.kernel.dtype) @ w.w_x + w.bias
+  """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps).
+
+  The leading axes are flattened first, so that W_x's gradient is one 2-D matmul xᵀ·g over
+  them: contracting `[T, B, in]` with `[T, B, 4H]` over two axes made XLA's CPU backend copy
+  the `[T, B, 4H]` cotangent into a transposed layout first (bench/step_profile.py
+  cat-mel_2bar_small 512: two 128 MiB copies per step).
+  """
+  y = x.reshape(-1, x.shape[-1]).astype(w.kernel.dtype) @ w.w_x + w.bias
+  return y.reshape(x.shape[:-1] + y.shape[-1:])
 
 
 def zero_state(batch: int, units: int) -> State:
