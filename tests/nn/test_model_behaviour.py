@@ -95,6 +95,23 @@ def test_modes_agree(decoder, name, per_stream):
   assert not np.allclose(ss1, tf, atol=1e-3)
 
 
+def test_scheduled_sampling_gradients_at_p0_are_teacher_forcings():
+  """The step-by-step decoder's backward (recomputing its gate math from the saved matmuls)
+  gives teacher forcing's gradients when it feeds the teacher's tokens."""
+  conv, model, params, labels = small("flat", "mel_2bar", False)
+  z = jax.random.normal(jax.random.key(4), (3, 8))
+  weights = jax.random.normal(jax.random.key(6), (3, conv.window_steps, sum(conv.output_depths)))
+
+  def loss(p, method, *args):
+    return (model.apply({"params": p}, z, labels, *args, method=method) * weights).sum()
+
+  g_tf = jax.grad(loss)(params, "teacher_logits")
+  g_ss = jax.grad(loss)(params, "scheduled_logits", jax.random.key(0), 0.0)
+  for a, b in zip(jax.tree.leaves(g_tf), jax.tree.leaves(g_ss)):
+    np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-4)
+  assert max(float(np.abs(a).max()) for a in jax.tree.leaves(g_tf)) > 1e-2
+
+
 def test_recurrences_are_scans_not_unrolled_loops():
   """The traced program does not grow with the number of steps (no Python loop over time)."""
   sizes = []
