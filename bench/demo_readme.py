@@ -59,9 +59,10 @@ def render(r: dict, machine: str) -> str:
   out += ["", f"{music['samples_outside_training_p5_p95']} of {music['num_samples']} samples fall "
           "outside the training windows' 5th-95th percentile on some statistic (goal: none); "
           f"held-out real windows do so at a rate of {rate}, i.e. "
-          f"{rate * music['num_samples']:.1f} of {music['num_samples']} expected of real music, "
-          f"and {music['num_samples']} held-out windows drawn at random have none outside with "
-          f"probability {music['heldout_draw_none_outside_probability']}."]
+          f"{rate * music['num_samples']:.1f} of {music['num_samples']} expected of real music"
+          + (f", and {music['num_samples']} held-out windows drawn at random have none outside "
+             f"with probability {music['heldout_draw_none_outside_probability']}."
+             if "heldout_draw_none_outside_probability" in music else ".")]
   return "\n".join(out)
 
 

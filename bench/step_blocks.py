@@ -32,21 +32,17 @@ def main():
   import jax  # noqa: PLC0415
   from mvae_jax import config  # noqa: PLC0415
   from mvae_jax.bench import throughput  # noqa: PLC0415
-  from mvae_jax.train import loop, sharding  # noqa: PLC0415
 
   cfg = config.load(args.config, [f"--config.train.batch_size={args.batch}"]
                     + [f"--config.{s}" for s in args.set])
-  run = loop.Run(cfg)
-  state = run.init_state()
-  batch = sharding.global_batch(throughput.random_batch(run.conv, run.local_batch), run.mesh)
-  step = run.train_step.lower(state, batch, run.rng).compile()
-  state, m = step(state, batch, run.rng)
+  step, state, batch, rng, _ = throughput.compiled_step(cfg)
+  state, m = step(state, batch, rng)
   jax.block_until_ready(m)
   times = []
   for _ in range(args.blocks):
     t0 = time.perf_counter()
     for _ in range(args.steps):
-      state, m = step(state, batch, run.rng)
+      state, m = step(state, batch, rng)
     jax.block_until_ready(m)
     times.append((time.perf_counter() - t0) / args.steps * 1000)
   print(f"{args.config} b{args.batch}: fastest {min(times):.0f} ms/step, median "

@@ -43,29 +43,26 @@ def main():
   import jax  # noqa: PLC0415
   from mvae_jax import config  # noqa: PLC0415
   from mvae_jax.bench import throughput  # noqa: PLC0415
-  from mvae_jax.train import loop, sharding  # noqa: PLC0415
 
   cfg = config.load(args.config, [f"--config.train.batch_size={args.batch}"] if args.batch else [])
-  run = loop.Run(cfg)  # the training loop's own step, as bench/step_throughput.py times it
-  state = run.init_state()
-  batch = sharding.global_batch(throughput.random_batch(run.conv, run.local_batch), run.mesh)
-  compiled = run.train_step.lower(state, batch, run.rng).compile()
+  # the training loop's own step, as bench/step_throughput.py times it
+  compiled, state, batch, rng, _ = throughput.compiled_step(cfg)
   meta = {}
   for line in compiled.as_text().splitlines():
     m = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"', line)
     if m:
       meta[m.group(1)] = m.group(2)
-  state, m = compiled(state, batch, run.rng)
+  state, m = compiled(state, batch, rng)
   jax.block_until_ready(m)
   t = time.perf_counter()
   for _ in range(args.steps):
-    state, m = compiled(state, batch, run.rng)
+    state, m = compiled(state, batch, rng)
   jax.block_until_ready(m)
   wall = (time.perf_counter() - t) / args.steps
   with tempfile.TemporaryDirectory() as d:
     with jax.profiler.trace(d, create_perfetto_trace=True):
       for _ in range(args.steps):
-        state, m = compiled(state, batch, run.rng)
+        state, m = compiled(state, batch, rng)
       jax.block_until_ready(m)
     with gzip.open(glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)[0]) as f:
       trace = json.load(f)

@@ -4,10 +4,11 @@ The whole demo, data build included, must finish in 8 minutes on 2 cores. Settin
 measurement with bench/demo_tuning.py (README, "The demo's figures", has the runs):
 * the `_tiny` size (z 32, encoder [128], decoder [128, 128], batch 64): the step's CPU time grows
   about linearly with batch and 2.3x at width 256, so small steps give the most updates;
-* 4,000 steps (about 420 s here), learning rate 1e-2 decaying to 4.5e-3 (decay_rate 0.9998):
+* 4,000 steps (about 340-460 s here, by the hour), learning rate 1e-2 decaying to 4.5e-3
+  (decay_rate 0.9998):
   on all 2,058 held-out windows this reconstructs 0.8775 at step 3,000, 0.8938 at 3,600, 0.9000
   at 3,800 and 0.9049 at 4,000 (evaluating does not change training). What paid for the 1,000
-  extra steps: the folk build skipping tunes no converter can window (75 -> 27 s). Other
+  extra steps: the folk build skipping tunes no converter can window (75 -> 27 s then). Other
   settings at 3,000 steps: decay 0.9996 0.8737, a constant 1e-2 0.8437, 1.5e-2 0.7847, z 64
   0.8473; batch 128 reached 0.789 at step 1,000 and batch 96 0.7885 at step 1,500, where batch 64
   is at 0.8338 by step 2,000 at about the same CPU time; a linear warm-up over 300 steps was at

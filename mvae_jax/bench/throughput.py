@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import time
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -32,21 +33,37 @@ def random_batch(conv, batch: int, seed: int = 0) -> dict:
           "mask": np.ones((batch,), np.float32)}
 
 
-def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
-  """Times `steps` training steps of `cfg` at its global batch (after one compiling step)."""
+class CompiledStep(NamedTuple):
+  """The training loop's own step compiled for one random batch, and what to call it with."""
+
+  step: Any  # jax.stages.Compiled: (state, batch, rng) -> (state, metrics)
+  state: Any
+  batch: dict
+  rng: jax.Array
+  compile_s: float
+
+
+def compiled_step(cfg) -> CompiledStep:
+  """`loop.Run(cfg)`'s sharded train step (state donated), lowered and compiled on a random
+  batch of the config's global batch size; `compile_s` times lowering + compiling."""
   from mvae_jax.train import loop, sharding  # noqa: PLC0415
   run = loop.Run(cfg)
-  b = cfg.train.batch_size
   state = run.init_state()
   batch = sharding.global_batch(random_batch(run.conv, run.local_batch), run.mesh)
   t0 = time.perf_counter()
-  compiled = run.train_step.lower(state, batch, run.rng).compile()
-  compile_s = time.perf_counter() - t0
-  state, m = compiled(state, batch, run.rng)
+  step = run.train_step.lower(state, batch, run.rng).compile()
+  return CompiledStep(step, state, batch, run.rng, time.perf_counter() - t0)
+
+
+def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
+  """Times `steps` training steps of `cfg` at its global batch (after one compiling step)."""
+  b = cfg.train.batch_size
+  compiled, state, batch, rng, compile_s = compiled_step(cfg)
+  state, m = compiled(state, batch, rng)
   jax.block_until_ready(m)
   t0 = time.perf_counter()
   for _ in range(steps):
-    state, m = compiled(state, batch, run.rng)
+    state, m = compiled(state, batch, rng)
   jax.block_until_ready(m)
   sps = steps / (time.perf_counter() - t0)
   f = flops_lib.train_step_flops(cfg, b)
@@ -60,4 +77,4 @@ def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
           "peak_memory_kind": mem_what, "timed_steps": steps}
 
 
-__all__ = ["measure", "random_batch"]
+__all__ = ["CompiledStep", "compiled_step", "measure", "random_batch"]

@@ -155,15 +155,51 @@ def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
 
 
 def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
-  """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps).
+  """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps)."""
+  x = x.astype(w.kernel.dtype)
+  if x.ndim < 3:
+    return x @ w.w_x + w.bias
+  return _project_steps(x, w.w_x, w.bias)
 
-  The leading axes are flattened first, so that W_x's gradient is one 2-D matmul xᵀ·g over
-  them: contracting `[T, B, in]` with `[T, B, 4H]` over two axes made XLA's CPU backend copy
-  the `[T, B, 4H]` cotangent into a transposed layout first (bench/step_profile.py
-  cat-mel_2bar_small 512: two 128 MiB copies per step).
+
+@jax.custom_vjp
+def _project_steps(x: jax.Array, w_x: jax.Array, b: jax.Array) -> jax.Array:
+  """x `[T, B, in]` @ W_x + b, its W_x gradient written as one contraction over (T, B).
+
+  What differentiating `x @ W_x` gives made XLA's CPU backend copy the `[T, B, 4H]` cotangent
+  into a transposed layout first (two 128 MiB copies per step in `bench/step_profile.py
+  cat-mel_2bar_small 512`); flattening T and B into one axis instead needs the batch axis
+  gathered onto every device when it is sharded. This form does neither (`_contract_steps`).
   """
-  y = x.reshape(-1, x.shape[-1]).astype(w.kernel.dtype) @ w.w_x + w.bias
-  return y.reshape(x.shape[:-1] + y.shape[-1:])
+  return x @ w_x + b
+
+
+def _project_steps_fwd(x, w_x, b):
+  return x @ w_x + b, (x, w_x)
+
+
+def _project_steps_bwd(res, g):
+  x, w_x = res
+  lead = tuple(range(g.ndim - 1))
+  return (g @ w_x.T).astype(x.dtype), _contract_steps(x, g).astype(w_x.dtype), g.sum(lead)
+
+
+_project_steps.defvjp(_project_steps_fwd, _project_steps_bwd)
+
+
+def _contract_steps(a: jax.Array, g: jax.Array) -> jax.Array:
+  """Σ over the leading axes of aᵀ·g: a `[..., M]`, g `[..., N]` -> `[M, N]` (a weight's
+  gradient over all steps and examples).
+
+  With more than one device, an einsum: a sharded batch axis stays sharded and the sum ends in
+  the gradients' all-reduce (flattening the leading axes first would gather the whole batch
+  onto every device: 4 all-gathers per step at 8 devices, each device then computing every
+  weight gradient in full). With one device nothing is sharded, and the flattened matmul reads
+  both operands as they lie, where the einsum lays `a` out anew first.
+  """
+  if jax.device_count() == 1:
+    return a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+  return jnp.einsum("...m,...n->mn", a, g)
 
 
 def zero_state(batch: int, units: int) -> State:
@@ -235,9 +271,8 @@ def _recurrence_bwd(rd, res, cts):
 
   xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
   (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
-  t, b = dgs.shape[:2]
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).reshape(t * b, -1).astype(w_h.dtype)
-  d_w_h = (h_prev.T @ dgs.reshape(t * b, -1).astype(w_h.dtype)).astype(w_h.dtype)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
+  d_w_h = _contract_steps(h_prev, dgs.astype(w_h.dtype)).astype(w_h.dtype)
   return d_w_h, dgs.astype(x_like.dtype), d_c0.astype(c0.dtype), d_h0.astype(h0.dtype), None
 
 

@@ -95,21 +95,24 @@ def test_modes_agree(decoder, name, per_stream):
   assert not np.allclose(ss1, tf, atol=1e-3)
 
 
-def test_scheduled_sampling_gradients_at_p0_are_teacher_forcings():
+@pytest.mark.parametrize("decoder,name,per_stream", [("flat", "mel_2bar", False),
+                                                     ("hierarchical", "trio_16bar", True)])
+def test_scheduled_sampling_gradients_at_p0_are_teacher_forcings(decoder, name, per_stream):
   """The step-by-step decoder's backward (recomputing its gate math from the saved matmuls)
-  gives teacher forcing's gradients when it feeds the teacher's tokens."""
-  conv, model, params, labels = small("flat", "mel_2bar", False)
+  gives teacher forcing's gradients when it feeds the teacher's tokens, and others when not."""
+  conv, model, params, labels = small(decoder, name, per_stream)
   z = jax.random.normal(jax.random.key(4), (3, 8))
   weights = jax.random.normal(jax.random.key(6), (3, conv.window_steps, sum(conv.output_depths)))
 
   def loss(p, method, *args):
     return (model.apply({"params": p}, z, labels, *args, method=method) * weights).sum()
 
-  g_tf = jax.grad(loss)(params, "teacher_logits")
-  g_ss = jax.grad(loss)(params, "scheduled_logits", jax.random.key(0), 0.0)
-  for a, b in zip(jax.tree.leaves(g_tf), jax.tree.leaves(g_ss)):
-    np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-4)
-  assert max(float(np.abs(a).max()) for a in jax.tree.leaves(g_tf)) > 1e-2
+  g_tf = jax.tree.leaves(jax.grad(loss)(params, "teacher_logits"))
+  for prob in (0.0, 0.5):
+    g_ss = jax.tree.leaves(jax.grad(loss)(params, "scheduled_logits", jax.random.key(0), prob))
+    same = all(np.allclose(b, a, atol=2e-5, rtol=1e-4) for a, b in zip(g_tf, g_ss))
+    assert same == (prob == 0.0), prob
+  assert max(float(np.abs(a).max()) for a in g_tf) > 1e-2
 
 
 def test_recurrences_are_scans_not_unrolled_loops():

@@ -38,3 +38,22 @@ def test_wrong_rules_fail_loudly(rules, words):
     loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
   assert all(w in str(e.value) for w in words) and "--config.train.logical_axis_rules" in str(
       e.value)
+
+
+@pytest.mark.parametrize("name", ["cat-mel_2bar_small_tiny", "hierdec-mel_16bar_tiny"])
+def test_data_parallel_step_never_gathers_the_batch(name):
+  """On 8 data-parallel devices the compiled train step's only collectives are all-reduces
+  (the gradients): no activation of the sharded batch is gathered onto every device, which
+  would make each device compute every weight gradient over the whole batch."""
+  import re  # noqa: PLC0415
+
+  from mvae_jax.bench import throughput  # noqa: PLC0415
+  cfg = config.load(name, ["--config.train.batch_size=16"])
+  run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()))
+  assert run.mesh.devices.size == 8
+  state = run.init_state()
+  batch = sharding.global_batch(throughput.random_batch(run.conv, run.local_batch), run.mesh)
+  hlo = run.train_step.lower(state, batch, run.rng).compile().as_text()
+  collectives = set(re.findall(r"\b(all-gather|all-to-all|collective-permute|all-reduce|"
+                               r"reduce-scatter)(?:-start)?\(", hlo))
+  assert collectives == {"all-reduce"}, collectives
