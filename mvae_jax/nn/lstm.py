@@ -175,16 +175,22 @@ def _project_steps(x: jax.Array, w_x: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _project_steps_fwd(x, w_x, b):
-  return x @ w_x + b, (x, w_x)
+  # symbolic zeros: each primal says whether it is differentiated; x is not when it is data (an
+  # encoder's input), and then its cotangent is not computed (the tree of `res` says which)
+  y = x.value @ w_x.value + b.value
+  return y, (x.value, w_x.value, (w_x.value,) if x.perturbed else ())
 
 
 def _project_steps_bwd(res, g):
-  x, w_x = res
+  x, w_x, needs_dx = res
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    g = jnp.zeros(g.shape, g.dtype)
   lead = tuple(range(g.ndim - 1))
-  return (g @ w_x.T).astype(x.dtype), _contract_steps(x, g).astype(w_x.dtype), g.sum(lead)
+  dx = (g @ w_x.T).astype(x.dtype) if needs_dx else None
+  return dx, _contract_steps(x, g).astype(w_x.dtype), g.sum(lead)
 
 
-_project_steps.defvjp(_project_steps_fwd, _project_steps_bwd)
+_project_steps.defvjp(_project_steps_fwd, _project_steps_bwd, symbolic_zeros=True)
 
 
 def _contract_steps(a: jax.Array, g: jax.Array) -> jax.Array:
