@@ -1,6 +1,6 @@
 """Training throughput per configuration: steps/s, examples/s, and achieved FLOP/s beside the
-machine's float32 matmul rate measured in the same process, compile time and peak RSS (each config
-in a fresh process, on TCMalloc when the machine has it).
+machine's matmul rate in the compute dtype (`train.compute_dtype`) measured in the same process,
+compile time and peak RSS (each config in a fresh process, on TCMalloc when the machine has it).
 
   python bench/step_throughput.py [--configs cat-mel_2bar_small_tiny,...] [--batch_size 64]
                                   [--steps 20]
@@ -63,8 +63,8 @@ def main():
     print(f"device: {flops_lib.device_name()}, {os.cpu_count()} host cores, {platform.machine()}; "
           f"{allocator.describe()}\n")
     print("| config | batch | params | steps/s | examples/s | GFLOP/step | achieved GFLOP/s | "
-          "matmul GFLOP/s (same process) | % of matmul rate | compile (s) | peak RSS (MiB) | "
-          "XLA cost analysis GFLOP/step (scan bodies once) |")
+          "matmul GFLOP/s (same process, compute dtype) | % of matmul rate | compile (s) | "
+          "peak RSS (MiB) | XLA cost analysis GFLOP/step (scan bodies once) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
       cmd = [sys.executable, os.path.abspath(__file__), "--configs", name, "--child",

@@ -225,7 +225,7 @@ def run(s, out: str, progress: bool = True) -> dict:
                         "device": flops_lib.device_name()}
         def make():
           nonlocal rate
-          rate = rate or flops_lib.matmul_rate()
+          rate = rate or flops_lib.matmul_rate(dtype=cfg.train.get("compute_dtype", "float32"))
           tcfg = cfg
           if s.throughput.batch_size:
             from mvae_jax import config as config_lib  # noqa: PLC0415

@@ -67,7 +67,8 @@ def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
   jax.block_until_ready(m)
   sps = steps / (time.perf_counter() - t0)
   f = flops_lib.train_step_flops(cfg, b)
-  rate = matmul_rate or flops_lib.matmul_rate()
+  # the rate of a square matmul in the dtype the layers multiply in (train.compute_dtype)
+  rate = matmul_rate or flops_lib.matmul_rate(dtype=cfg.train.get("compute_dtype", "float32"))
   mem, mem_what = _peak_memory()
   return {"device": flops_lib.device_name(), "devices": jax.device_count(), "batch_size": b,
           "steps_per_sec": sps, "examples_per_sec": sps * b, "compile_s": compile_s,

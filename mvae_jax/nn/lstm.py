@@ -24,24 +24,34 @@ import jax.numpy as jnp
 
 FORGET_BIAS = 1.0
 
-_RECURRENT_DTYPE = contextvars.ContextVar("recurrent_dtype", default=None)  # None: as W_h is
+# (inputs, recurrent): the operand dtypes of the scans' matmuls; None: as the weights are
+_MATMUL_DTYPES = contextvars.ContextVar("matmul_dtypes", default=(None, None))
 
 
 @contextlib.contextmanager
-def recurrent_matmul_dtype(dtype: str | None):
-  """While tracing inside this context, the layer scans (`scan_layer`, `scan_stack`,
-  `bidirectional_layer`) multiply h and W_h, forward and backward, in `dtype` ("bfloat16")
-  with float32 accumulation; everything else, W_h's gradient included, stays as it was.
+def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
+  """While tracing inside this context, the teacher-forced LSTM layers (`project` over steps,
+  `scan_layer`, `scan_stack`, `bidirectional_layer`) multiply in these dtypes ("bfloat16"),
+  accumulating in float32:
 
-  At batch 16 with 2,048 units the step's recurrent matmul reads the whole `[2048, 8192]`
-  W_h for 16 rows of h: its speed is the memory's, and bfloat16 halves the bytes read
-  (the train step's `train.recurrent_dtype`).
+  * `inputs`: x·W_x, every step's input projection, and its input cotangent g·W_xᵀ;
+  * `recurrent`: h·W_h inside the scan, and dg·W_hᵀ in its backward pass.
+
+  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers, the
+  step-by-step decoders, parameters and the optimizer stay float32 (`train.compute_dtype` sets
+  both, `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
+
+  At batch 16 with 2,048 units the recurrent matmul reads the whole `[2048, 8192]` W_h for 16
+  rows of h: its speed is the memory's, and bfloat16 halves the bytes read; on CPUs with
+  AVX512-BF16 the large input projections run about twice as fast in bfloat16 too
+  (`bench/recurrent_matmul.py`).
   """
-  token = _RECURRENT_DTYPE.set(None if dtype in (None, "float32") else str(dtype))
+  norm = lambda d: None if d in (None, "float32") else str(d)  # noqa: E731
+  token = _MATMUL_DTYPES.set((norm(inputs), norm(recurrent)))
   try:
     yield
   finally:
-    _RECURRENT_DTYPE.reset(token)
+    _MATMUL_DTYPES.reset(token)
 
 
 class LSTMWeights(NamedTuple):
@@ -123,15 +133,19 @@ class LSTMStack(nn.Module):
 
 
 def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
-  """a `[B, K]` times bᵀ for b `[N, K]` -> `[B, N]`: both operands contiguous along K.
+  """a `[..., K]` times bᵀ for b `[N, K]` -> `[..., N]`: both operands contiguous along K.
 
   Inside the scans every recurrent matmul takes this form (W_hᵀ materialised once before the
   forward scan, W_h as stored in the backward one): on XLA's CPU backend the plain `h @ W_h`
   and `dg @ W_hᵀ` forms ran 1.8x slower at batch 16 with 2,048 units, the backward one
   transposing the 64 MiB W_h again at every step (bench/step_profile.py hierdec-mel_16bar 16).
   """
-  return jax.lax.dot_general(a.astype(b.dtype), b, (((1,), (1,)), ((), ())),
+  return jax.lax.dot_general(a.astype(b.dtype), b, (((a.ndim - 1,), (1,)), ((), ())),
                              preferred_element_type=jnp.float32)
+
+
+def _cast(a: jax.Array, dtype: str | None) -> jax.Array:
+  return a if dtype is None else a.astype(dtype)
 
 
 def _activations(gates: jax.Array) -> jax.Array:
@@ -159,34 +173,42 @@ def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   x = x.astype(w.kernel.dtype)
   if x.ndim < 3:
     return x @ w.w_x + w.bias
-  return _project_steps(x, w.w_x, w.bias)
+  return _project_steps(_MATMUL_DTYPES.get()[0], x, w.w_x, w.bias)
 
 
-@jax.custom_vjp
-def _project_steps(x: jax.Array, w_x: jax.Array, b: jax.Array) -> jax.Array:
-  """x `[T, B, in]` @ W_x + b, its W_x gradient written as one contraction over (T, B).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array, b: jax.Array) -> jax.Array:
+  """x `[T, B, in]` @ W_x + b (operands in `dtype`, None: as they are; float32 accumulation),
+  its W_x gradient written as one float32 contraction over (T, B).
 
   What differentiating `x @ W_x` gives made XLA's CPU backend copy the `[T, B, 4H]` cotangent
   into a transposed layout first (two 128 MiB copies per step in `bench/step_profile.py
   cat-mel_2bar_small 512`); flattening T and B into one axis instead needs the batch axis
   gathered onto every device when it is sharded. This form does neither (`_contract_steps`).
   """
-  return x @ w_x + b
+  return _matmul_nn(dtype, x, w_x) + b
 
 
-def _project_steps_fwd(x, w_x, b):
+def _matmul_nn(dtype, x, w):
+  y = jnp.matmul(_cast(x, dtype), _cast(w, dtype), preferred_element_type=jnp.float32)
+  return y.astype(w.dtype)
+
+
+def _project_steps_fwd(dtype, x, w_x, b):
   # symbolic zeros: each primal says whether it is differentiated; x is not when it is data (an
-  # encoder's input), and then its cotangent is not computed (the tree of `res` says which)
-  y = x.value @ w_x.value + b.value
-  return y, (x.value, w_x.value, (w_x.value,) if x.perturbed else ())
+  # encoder's input), and then its cotangent is not computed
+  y = _matmul_nn(dtype, x.value, w_x.value) + b.value
+  return y, (x.value, w_x.value, x.perturbed)
 
 
-def _project_steps_bwd(res, g):
+def _project_steps_bwd(dtype, res, g):
   x, w_x, needs_dx = res
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
     g = jnp.zeros(g.shape, g.dtype)
   lead = tuple(range(g.ndim - 1))
-  dx = (g @ w_x.T).astype(x.dtype) if needs_dx else None
+  dx = None
+  if needs_dx:
+    dx = (g @ w_x.T if dtype is None else _matmul_nt(g, w_x.astype(dtype))).astype(x.dtype)
   return dx, _contract_steps(x, g).astype(w_x.dtype), g.sum(lead)
 
 
@@ -294,7 +316,7 @@ def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
   Returns outputs h `[T, B, H]` and the final state.
   """
   hs, c, h = _recurrence(w.w_h, x_proj, state.c.astype(jnp.float32),
-                         state.h.astype(jnp.float32), mask, _RECURRENT_DTYPE.get())
+                         state.h.astype(jnp.float32), mask, _MATMUL_DTYPES.get()[1])
   return hs, State(c, h)
 
 

@@ -68,13 +68,14 @@ def step_config_of(cfg, converter) -> StepConfig:
       min_learning_rate=cfg.optim.min_learning_rate, grad_clip=cfg.optim.grad_clip,
       grad_norm_clip_to_zero=cfg.optim.grad_norm_clip_to_zero,
       sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate,
-      compute_dtype=cfg.train.compute_dtype,
-      recurrent_dtype=_recurrent_dtype(cfg.train.get("recurrent_dtype", "float32")))
+      compute_dtype=_dtype(cfg.train, "compute_dtype"),
+      recurrent_dtype=_dtype(cfg.train, "recurrent_dtype"))
 
 
-def _recurrent_dtype(value: str) -> str:
+def _dtype(train_cfg, key: str) -> str:
+  value = train_cfg.get(key, "float32")
   if value not in ("float32", "bfloat16"):
-    raise ValueError(f"--config.train.recurrent_dtype={value}: use float32 or bfloat16")
+    raise ValueError(f"--config.train.{key}={value}: use float32 or bfloat16")
   return value
 
 
@@ -122,9 +123,9 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   p = obj.sampling_probability(state.step, sc.sampling_schedule, sc.sampling_rate)
 
   def loss_fn(params):
-    if sc.compute_dtype != "float32":  # mixed precision: bf16 matmuls, f32 master weights
-      params = jax.tree.map(lambda p_: p_.astype(sc.compute_dtype), params)
-    with lstm.recurrent_matmul_dtype(sc.recurrent_dtype):
+    with lstm.matmul_dtypes(inputs=sc.compute_dtype,
+                            recurrent=sc.recurrent_dtype if sc.compute_dtype == "float32"
+                            else sc.compute_dtype):
       out = model.apply({"params": params}, x, labels, lengths, key, p, sc.scheduled, eps_scale)
     loss, terms = obj.vae_loss(out, labels, lengths, sc.depths, state.step,
                                free_bits=sc.free_bits, max_beta=sc.max_beta,

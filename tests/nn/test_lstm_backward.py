@@ -45,9 +45,12 @@ def test_gradients_match_autodiff(ragged):
                              _reference(w, lstm.project(w, x), state, mask)[0], atol=1e-6)
 
 
-def test_bfloat16_recurrent_matmuls_stay_close_to_float32():
-  """`recurrent_matmul_dtype("bfloat16")` (train.recurrent_dtype) changes only the rounding of
-  h·W_h: outputs and gradients within bfloat16's precision of float32's, yet not equal."""
+@pytest.mark.parametrize("setting", [{"recurrent": "bfloat16"},
+                                     {"inputs": "bfloat16", "recurrent": "bfloat16"}])
+def test_bfloat16_matmuls_stay_close_to_float32(setting):
+  """`matmul_dtypes` (train.recurrent_dtype / train.compute_dtype) changes only the rounding of
+  the layers' matmuls: outputs and gradients within bfloat16's precision of float32's, yet not
+  equal; W_x's and W_h's gradients stay float32."""
   t, b, d, h = 9, 4, 3, 16
   k = jax.random.split(jax.random.key(1), 4)
   w = lstm.LSTMWeights(0.3 * jax.random.normal(k[0], (d + h, 4 * h)),
@@ -61,11 +64,29 @@ def test_bfloat16_recurrent_matmuls_stay_close_to_float32():
     return jnp.sum(jnp.sin(hs)) + jnp.sum(fin.c ** 2)
 
   f32 = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
-  with lstm.recurrent_matmul_dtype("bfloat16"):
+  with lstm.matmul_dtypes(**setting):
     bf16 = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(w, x)
   for a, r in zip(jax.tree.leaves(bf16), jax.tree.leaves(f32)):
     assert a.dtype == r.dtype == jnp.float32
     np.testing.assert_allclose(a, r, rtol=3e-2, atol=3e-2)
   assert abs(float(bf16[0]) - float(f32[0])) > 1e-6  # the setting took effect
-  with lstm.recurrent_matmul_dtype("float32"):
+  with lstm.matmul_dtypes("float32", "float32"):
     np.testing.assert_array_equal(jax.grad(loss)(w, x).kernel, f32[1][0].kernel)
+
+
+def test_bfloat16_inputs_round_the_input_projection():
+  """`inputs="bfloat16"` rounds x and W_x (forward) and g and W_x (x's cotangent); W_x's
+  gradient is the float32 Σ xᵀg."""
+  k = jax.random.split(jax.random.key(2), 3)
+  w = lstm.LSTMWeights(jax.random.normal(k[0], (5 + 4, 16)), jax.random.normal(k[1], (16,)))
+  x = jax.random.normal(k[2], (3, 2, 5))
+  g = jnp.cos(jnp.arange(3 * 2 * 16, dtype=jnp.float32)).reshape(3, 2, 16)
+  r = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
+  with lstm.matmul_dtypes(inputs="bfloat16"):
+    y, vjp = jax.vjp(lambda x, w: lstm.project(w, x), x, w)
+  np.testing.assert_allclose(y, r(x) @ r(w.w_x) + w.bias, rtol=1e-5, atol=1e-5)
+  dx, dw = vjp(g)
+  np.testing.assert_allclose(dx, r(g) @ r(w.w_x).T, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw.kernel[:5], jnp.einsum("tbi,tbo->io", x, g), rtol=1e-5,
+                             atol=1e-5)
+  assert not np.allclose(dx, g @ w.w_x.T, rtol=1e-6, atol=1e-6)
