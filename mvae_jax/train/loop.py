@@ -31,7 +31,8 @@ from mvae_jax.train import sharding, steps
 # Keys that may change between a run and its resumption; any other difference is an error.
 RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_steps",
                   "train.eval_batches", "train.checkpoint_every_steps", "train.keep_checkpoints",
-                  "data.data_dir", "data.midi_dir", "train.recurrent_dtype")
+                  "data.data_dir", "data.midi_dir", "train.recurrent_dtype",
+                  "train.compute_dtype")
 METRICS_FILE = "metrics.jsonl"
 
 

@@ -125,24 +125,31 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
 
 @pytest.mark.parametrize("setting", ["compute_dtype", "recurrent_dtype"])
 def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir, setting):
-  cfg = config.load("cat-mel_2bar_small_tiny",
-                    tiny_overrides(data_dir) + [f"--config.train.{setting}=bfloat16"])
-  run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
-  it = run.train_iterator(run.windows("train"))
-  state = run.init_state()
-  losses = []
-  for _ in range(3):
-    state, m = run.train_step(state, sharding.global_batch(next(it), run.mesh), run.rng)
-    losses.append(float(m["loss"]))
+  """The option reaches the train step (its first loss differs from float32's, within
+  bfloat16's rounding) and training goes on with float32 parameters."""
+  def first_steps(extra):
+    cfg = config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir) + extra)
+    run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
+    it = run.train_iterator(run.windows("train"))
+    state, losses = run.init_state(), []
+    for _ in range(3):
+      state, m = run.train_step(state, sharding.global_batch(next(it), run.mesh), run.rng)
+      losses.append(float(m["loss"]))
+    return state, losses
+
+  state, losses = first_steps([f"--config.train.{setting}=bfloat16"])
   assert all(np.isfinite(losses)) and int(state.skipped) == 0
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
+  _, f32 = first_steps([])
+  assert losses[0] != f32[0] and abs(losses[0] - f32[0]) < 1e-2 * abs(f32[0]), (losses, f32)
 
 
-def test_a_wrong_recurrent_dtype_is_one_line_naming_the_flag(tmp_path, capsys):
+@pytest.mark.parametrize("setting", ["compute_dtype", "recurrent_dtype"])
+def test_a_wrong_dtype_is_one_line_naming_the_flag(tmp_path, capsys, setting):
   assert cli.main(["train", "--config", "cat-mel_2bar_small_tiny", "--workdir",
-                   str(tmp_path / "run"), "--config.train.recurrent_dtype=bf16"]) == 2
+                   str(tmp_path / "run"), f"--config.train.{setting}=bf16"]) == 2
   err = capsys.readouterr().err.strip()
-  assert len(err.splitlines()) == 1 and "--config.train.recurrent_dtype=bf16" in err, err
+  assert len(err.splitlines()) == 1 and f"--config.train.{setting}=bf16" in err, err
   assert "bfloat16" in err
 
 
