@@ -165,12 +165,13 @@ def xla_flops(compiled) -> float:
 
 def matmul_rate(n: int = 2048, reps: int = 10, dtype=jnp.float32,
                 device: jax.Device | None = None) -> float:
-  """Measured FLOP/s of an `[n, n] @ [n, n]` product in `dtype` on `device` (default: the
-  first), best of `reps` timed calls after a warm-up."""
+  """Measured FLOP/s of an `[n, n] @ [n, n]` product of `dtype` operands (float32 accumulation
+  and result, as the model's matmuls) on `device` (default: the first), best of `reps` timed
+  calls after a warm-up."""
   device = device or jax.devices()[0]
   a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype),
                      device)
-  f = jax.jit(lambda x: x @ x)
+  f = jax.jit(lambda x: jnp.matmul(x, x, preferred_element_type=jnp.float32))
   f(a).block_until_ready()
   best = float("inf")
   for _ in range(reps):
