@@ -30,16 +30,16 @@ _MATMUL_DTYPES = contextvars.ContextVar("matmul_dtypes", default=(None, None))
 
 @contextlib.contextmanager
 def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
-  """While tracing inside this context, the teacher-forced LSTM layers (`project` over steps,
+  """While tracing inside this context, the LSTM layers' matmuls (`project`, `cell`, the scans
   `scan_layer`, `scan_stack`, `bidirectional_layer`) multiply in these dtypes ("bfloat16"),
   accumulating in float32:
 
-  * `inputs`: x·W_x, every step's input projection, and its input cotangent g·W_xᵀ;
-  * `recurrent`: h·W_h inside the scan, and dg·W_hᵀ in its backward pass.
+  * `inputs`: x·W_x, the input projections, and their input cotangents g·W_xᵀ;
+  * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass.
 
-  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers, the
-  step-by-step decoders, parameters and the optimizer stay float32 (`train.compute_dtype` sets
-  both, `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
+  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers,
+  parameters and the optimizer stay float32 (`train.compute_dtype` sets both,
+  `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
 
   At batch 16 with 2,048 units the recurrent matmul reads the whole `[2048, 8192]` W_h for 16
   rows of h: its speed is the memory's, and bfloat16 halves the bytes read; on CPUs with
@@ -165,28 +165,32 @@ def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
   """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`.
 
   (Step-by-step decoding keeps the plain `h @ W_h`: at its sizes both forms ran alike.)"""
-  return _update(_activations(x_proj + state.h.astype(w_h.dtype) @ w_h), state.c)
+  h, rd = state.h.astype(w_h.dtype), _MATMUL_DTYPES.get()[1]
+  hw = h @ w_h if rd is None else _project_steps(rd, h, w_h, None)
+  return _update(_activations(x_proj + hw), state.c)
 
 
 def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   """x `[..., in]` -> x @ W_x + b `[..., 4H]` (one matmul over all steps)."""
-  x = x.astype(w.kernel.dtype)
-  if x.ndim < 3:
+  x, dtype = x.astype(w.kernel.dtype), _MATMUL_DTYPES.get()[0]
+  if x.ndim < 3 and dtype is None:
     return x @ w.w_x + w.bias
-  return _project_steps(_MATMUL_DTYPES.get()[0], x, w.w_x, w.bias)
+  return _project_steps(dtype, x, w.w_x, w.bias)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array, b: jax.Array) -> jax.Array:
-  """x `[T, B, in]` @ W_x + b (operands in `dtype`, None: as they are; float32 accumulation),
-  its W_x gradient written as one float32 contraction over (T, B).
+def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
+                   b: jax.Array | None) -> jax.Array:
+  """x `[..., in]` @ W_x (+ b unless None), operands in `dtype` (None: as they are) with
+  float32 accumulation; W_x's gradient is one float32 contraction over the leading axes.
 
   What differentiating `x @ W_x` gives made XLA's CPU backend copy the `[T, B, 4H]` cotangent
   into a transposed layout first (two 128 MiB copies per step in `bench/step_profile.py
   cat-mel_2bar_small 512`); flattening T and B into one axis instead needs the batch axis
   gathered onto every device when it is sharded. This form does neither (`_contract_steps`).
   """
-  return _matmul_nn(dtype, x, w_x) + b
+  y = _matmul_nn(dtype, x, w_x)
+  return y if b is None else y + b
 
 
 def _matmul_nn(dtype, x, w):
@@ -196,20 +200,23 @@ def _matmul_nn(dtype, x, w):
 
 def _project_steps_fwd(dtype, x, w_x, b):
   # symbolic zeros: each primal says whether it is differentiated; x is not when it is data (an
-  # encoder's input), and then its cotangent is not computed
-  y = _matmul_nn(dtype, x.value, w_x.value) + b.value
-  return y, (x.value, w_x.value, x.perturbed)
+  # encoder's input), and then its cotangent is not computed. The residuals' tree structure
+  # carries the flags: (None,) where x is differentiated and where there is a bias.
+  y = _matmul_nn(dtype, x.value, w_x.value)
+  flags = ((None,) if x.perturbed else (), () if b is None else (None,))
+  return (y if b is None else y + b.value), (x.value, w_x.value, flags)
 
 
 def _project_steps_bwd(dtype, res, g):
-  x, w_x, needs_dx = res
+  x, w_x, (needs_dx, has_bias) = res
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
     g = jnp.zeros(g.shape, g.dtype)
-  lead = tuple(range(g.ndim - 1))
-  dx = None
+  dx = db = None
   if needs_dx:
     dx = (g @ w_x.T if dtype is None else _matmul_nt(g, w_x.astype(dtype))).astype(x.dtype)
-  return dx, _contract_steps(x, g).astype(w_x.dtype), g.sum(lead)
+  if has_bias:
+    db = g.sum(tuple(range(g.ndim - 1)))
+  return dx, _contract_steps(x, g).astype(w_x.dtype), db
 
 
 _project_steps.defvjp(_project_steps_fwd, _project_steps_bwd, symbolic_zeros=True)

@@ -61,7 +61,10 @@ def test_bfloat16_matmuls_stay_close_to_float32(setting):
 
   def loss(w, x):
     hs, fin = lstm.scan_layer(w, lstm.project(w, x), state, mask)
-    return jnp.sum(jnp.sin(hs)) + jnp.sum(fin.c ** 2)
+    s = state  # and step by step, as the scheduled-sampling decoders run
+    for t in range(3):
+      s = lstm.stack_step([w], lstm.project(w, x[t]), [s])[0][0]
+    return jnp.sum(jnp.sin(hs)) + jnp.sum(fin.c ** 2) + jnp.sum(jnp.cos(s.h))
 
   f32 = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
   with lstm.matmul_dtypes(**setting):
@@ -74,19 +77,41 @@ def test_bfloat16_matmuls_stay_close_to_float32(setting):
     np.testing.assert_array_equal(jax.grad(loss)(w, x).kernel, f32[1][0].kernel)
 
 
-def test_bfloat16_inputs_round_the_input_projection():
+@pytest.mark.parametrize("lead", [(3, 2), (6,)])
+def test_bfloat16_inputs_round_the_input_projection(lead):
   """`inputs="bfloat16"` rounds x and W_x (forward) and g and W_x (x's cotangent); W_x's
-  gradient is the float32 Σ xᵀg."""
+  gradient is the float32 Σ xᵀg; over steps `[T, B, in]` and for one step `[B, in]`."""
   k = jax.random.split(jax.random.key(2), 3)
   w = lstm.LSTMWeights(jax.random.normal(k[0], (5 + 4, 16)), jax.random.normal(k[1], (16,)))
-  x = jax.random.normal(k[2], (3, 2, 5))
-  g = jnp.cos(jnp.arange(3 * 2 * 16, dtype=jnp.float32)).reshape(3, 2, 16)
+  x = jax.random.normal(k[2], lead + (5,))
+  g = jnp.cos(jnp.arange(6 * 16, dtype=jnp.float32)).reshape(lead + (16,))
   r = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
   with lstm.matmul_dtypes(inputs="bfloat16"):
     y, vjp = jax.vjp(lambda x, w: lstm.project(w, x), x, w)
   np.testing.assert_allclose(y, r(x) @ r(w.w_x) + w.bias, rtol=1e-5, atol=1e-5)
   dx, dw = vjp(g)
   np.testing.assert_allclose(dx, r(g) @ r(w.w_x).T, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(dw.kernel[:5], jnp.einsum("tbi,tbo->io", x, g), rtol=1e-5,
+  np.testing.assert_allclose(dw.kernel[:5], jnp.einsum("...i,...o->io", x, g), rtol=1e-5,
                              atol=1e-5)
+  np.testing.assert_allclose(dw.bias, g.reshape(-1, 16).sum(0), rtol=1e-5, atol=1e-5)
   assert not np.allclose(dx, g @ w.w_x.T, rtol=1e-6, atol=1e-6)
+
+
+def test_bfloat16_recurrent_rounds_the_step_by_step_cell():
+  """`recurrent="bfloat16"` reaches `cell` (the scheduled-sampling decoders' step): h·W_h from
+  rounded operands, and W_h's gradient the float32 hᵀ·(the gates' cotangent)."""
+  k = jax.random.split(jax.random.key(3), 4)
+  h, units = jax.random.normal(k[0], (3, 8)), 8
+  w_h = jax.random.normal(k[1], (units, 4 * units))
+  xp = jax.random.normal(k[2], (3, 4 * units))
+  state = lstm.State(jax.random.normal(k[3], (3, units)), h)
+  r = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
+  f = lambda w_h, xp: jnp.sum(jnp.sin(lstm.cell(w_h, xp, state).h))  # noqa: E731
+  with lstm.matmul_dtypes(recurrent="bfloat16"):
+    out = lstm.cell(w_h, xp, state)
+    d_w_h, d_xp = jax.grad(f, argnums=(0, 1))(w_h, xp)
+  ref = lstm.cell(r(w_h), xp, lstm.State(state.c, r(h)))
+  np.testing.assert_allclose(out.h, ref.h, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(out.h, lstm.cell(w_h, xp, state).h, rtol=1e-7, atol=1e-7)
+  assert d_w_h.dtype == jnp.float32
+  np.testing.assert_allclose(d_w_h, h.T @ d_xp, rtol=1e-5, atol=1e-6)
