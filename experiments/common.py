@@ -65,9 +65,11 @@ def config(*, name: str, converter: str, dataset: str, encoder: str = "bidirecti
   c.train.eval_batches = 10  # 0: the whole eval split
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3
-  c.train.compute_dtype = "float32"  # float32 | bfloat16 (params and optimizer stay float32)
-  # float32 | bfloat16: h·W_h inside the LSTM scans only (float32 accumulation; CPU speed at
-  # small batches, where that matmul is memory-bound)
+  # float32 | bfloat16: mixed precision, the LSTM layers' matmuls from bfloat16 operands with
+  # float32 accumulation; weight gradients, gate math, params and optimizer stay float32
+  c.train.compute_dtype = "float32"
+  # float32 | bfloat16: the same for h·W_h only (CPU speed at small batches, where that matmul
+  # is memory-bound); ignored when compute_dtype is bfloat16
   c.train.recurrent_dtype = "float32"
   c.train.max_skipped_in_a_row = 50  # stop after this many skipped (non-finite) updates in a row
   c.train.model_parallelism = 1  # size of the mesh's 'model' axis

@@ -104,6 +104,7 @@ def run(s, out: str, progress: bool = True) -> dict:
   from mvae_jax.bench import report, throughput  # noqa: PLC0415
   from mvae_jax.train import flops as flops_lib  # noqa: PLC0415
   from mvae_jax.train import loop  # noqa: PLC0415
+  from mvae_jax.train import steps as steps_lib  # noqa: PLC0415
   from mvae_jax import evaluate  # noqa: PLC0415
 
   _check_out(s, out)
@@ -151,7 +152,7 @@ def run(s, out: str, progress: bool = True) -> dict:
       "dataset": s.data.dataset, "converter": cfgs[0][1].data.converter, "eval_split": s.data.eval_split,
       "held_out_windows": len(data.held_out), "train_windows": len(data.train)}}
   alphas = np.linspace(0.0, 1.0, s.interpolation.alphas).tolist()
-  rate = None
+  rates = {}  # the GEMM rate per compute dtype, measured once
 
   def get_lm():
     nonlocal lm
@@ -224,15 +225,16 @@ def run(s, out: str, progress: bool = True) -> dict:
         stamp = base | {"steps": s.throughput.steps, "batch": s.throughput.batch_size,
                         "device": flops_lib.device_name()}
         def make():
-          nonlocal rate
-          rate = rate or flops_lib.matmul_rate(dtype=cfg.train.get("compute_dtype", "float32"))
+          dtype = steps_lib.dtype_setting(cfg.train, "compute_dtype")
+          if dtype not in rates:
+            rates[dtype] = flops_lib.matmul_rate(dtype=dtype)
           tcfg = cfg
           if s.throughput.batch_size:
             from mvae_jax import config as config_lib  # noqa: PLC0415
             tcfg = config_lib.apply_overrides(
                 cfg.copy_and_resolve_references(),
                 [f"--config.train.batch_size={s.throughput.batch_size}"])
-          return throughput.measure(tcfg, s.throughput.steps, rate)
+          return throughput.measure(tcfg, s.throughput.steps, rates[dtype])
       res[e] = _cached(path, stamp, make)
       stage_done(f"{e} {label}", time.time() - t0)
     res["train_metrics"] = _last_eval(workdirs[label])

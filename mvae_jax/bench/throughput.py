@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from mvae_jax.train import flops as flops_lib
+from mvae_jax.train import steps as steps_lib
 
 
 def _peak_memory() -> tuple[float, str]:
@@ -56,7 +57,8 @@ def compiled_step(cfg) -> CompiledStep:
 
 
 def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
-  """Times `steps` training steps of `cfg` at its global batch (after one compiling step)."""
+  """Times `steps` training steps of `cfg` at its global batch (after one compiling step);
+  `matmul_rate`: the machine's GEMM rate in cfg's compute dtype, if already measured."""
   b = cfg.train.batch_size
   compiled, state, batch, rng, compile_s = compiled_step(cfg)
   state, m = compiled(state, batch, rng)
@@ -68,12 +70,14 @@ def measure(cfg, steps: int = 10, matmul_rate: float | None = None) -> dict:
   sps = steps / (time.perf_counter() - t0)
   f = flops_lib.train_step_flops(cfg, b)
   # the rate of a square matmul in the dtype the layers multiply in (train.compute_dtype)
-  rate = matmul_rate or flops_lib.matmul_rate(dtype=cfg.train.get("compute_dtype", "float32"))
+  dtype = steps_lib.dtype_setting(cfg.train, "compute_dtype")
+  rate = matmul_rate or flops_lib.matmul_rate(dtype=dtype)
   mem, mem_what = _peak_memory()
   return {"device": flops_lib.device_name(), "devices": jax.device_count(), "batch_size": b,
           "steps_per_sec": sps, "examples_per_sec": sps * b, "compile_s": compile_s,
           "flops_per_step": f, "xla_cost_analysis_flops": flops_lib.xla_flops(compiled),
           "achieved_flops_per_sec": f * sps, "matmul_rate_flops_per_sec": rate,
+          "matmul_rate_dtype": dtype,
           "fraction_of_matmul_rate": f * sps / rate, "peak_memory_bytes": mem,
           "peak_memory_kind": mem_what, "timed_steps": steps}
 

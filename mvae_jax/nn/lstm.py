@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 FORGET_BIAS = 1.0
 
-# (inputs, recurrent): the operand dtypes of the scans' matmuls; None: as the weights are
+# (inputs, recurrent): the operand dtypes of the LSTM layers' matmuls; None: as the weights are
 _MATMUL_DTYPES = contextvars.ContextVar("matmul_dtypes", default=(None, None))
 
 
@@ -37,21 +37,30 @@ def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
   * `inputs`: x·W_x, the input projections, and their input cotangents g·W_xᵀ;
   * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass.
 
-  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers,
-  parameters and the optimizer stay float32 (`train.compute_dtype` sets both,
-  `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
+  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers (and
+  a decoder's once-per-segment projection of its conditioning vector), parameters and the
+  optimizer stay float32 (`train.compute_dtype` sets both, `train.recurrent_dtype` only
+  `recurrent`). "float32" or None leaves a matmul as it is.
+
+  The dtypes are read while tracing, and no jit cache key holds them: enter the context inside
+  the jitted function (as `train.steps.train_step` does, its static config carrying them).
 
   At batch 16 with 2,048 units the recurrent matmul reads the whole `[2048, 8192]` W_h for 16
-  rows of h: its speed is the memory's, and bfloat16 halves the bytes read; on CPUs with
-  AVX512-BF16 the large input projections run about twice as fast in bfloat16 too
-  (`bench/recurrent_matmul.py`).
+  rows of h: its speed is the memory's, and bfloat16 halves the bytes read
+  (`bench/recurrent_matmul.py`); on CPUs with AVX512-BF16 a large matmul runs about twice as
+  fast in bfloat16 (`flops.matmul_rate(dtype="bfloat16")`).
   """
-  norm = lambda d: None if d in (None, "float32") else str(d)  # noqa: E731
-  token = _MATMUL_DTYPES.set((norm(inputs), norm(recurrent)))
+  token = _MATMUL_DTYPES.set((_dtype_name(inputs), _dtype_name(recurrent)))
   try:
     yield
   finally:
     _MATMUL_DTYPES.reset(token)
+
+
+def _dtype_name(dtype) -> str | None:
+  """"bfloat16" for bfloat16 (a name or a dtype); None for float32 or None (as stored)."""
+  name = None if dtype is None else jnp.dtype(dtype).name
+  return None if name in (None, "float32") else name
 
 
 class LSTMWeights(NamedTuple):
@@ -145,6 +154,7 @@ def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _cast(a: jax.Array, dtype: str | None) -> jax.Array:
+  """`a` in `dtype`; as it is for None."""
   return a if dtype is None else a.astype(dtype)
 
 
@@ -164,7 +174,9 @@ def _update(acts: jax.Array, c: jax.Array) -> State:
 def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
   """One step given the projected input `x_proj` = x @ W_x + b `[B, 4H]`.
 
-  (Step-by-step decoding keeps the plain `h @ W_h`: at its sizes both forms ran alike.)"""
+  (Step-by-step decoding keeps the plain `h @ W_h` in float32, where the scans use
+  `_matmul_nt`: at its sizes both forms ran alike; with a recurrent dtype set, h·W_h goes
+  through `_project_steps` for its float32 W_h gradient.)"""
   h, rd = state.h.astype(w_h.dtype), _MATMUL_DTYPES.get()[1]
   hw = h @ w_h if rd is None else _project_steps(rd, h, w_h, None)
   return _update(_activations(x_proj + hw), state.c)
@@ -178,11 +190,19 @@ def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   return _project_steps(dtype, x, w.w_x, w.bias)
 
 
+def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array) -> jax.Array:
+  """x `[..., K]` @ w `[K, N]` from operands in `dtype` (None: as they are), accumulated in
+  float32, returned in w's dtype."""
+  y = jnp.matmul(_cast(x, dtype), _cast(w, dtype), preferred_element_type=jnp.float32)
+  return y.astype(w.dtype)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
                    b: jax.Array | None) -> jax.Array:
   """x `[..., in]` @ W_x (+ b unless None), operands in `dtype` (None: as they are) with
   float32 accumulation; W_x's gradient is one float32 contraction over the leading axes.
+  (Also h `[B, H]` @ W_h for `cell` with a recurrent dtype, b None.)
 
   What differentiating `x @ W_x` gives made XLA's CPU backend copy the `[T, B, 4H]` cotangent
   into a transposed layout first (two 128 MiB copies per step in `bench/step_profile.py
@@ -191,11 +211,6 @@ def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
   """
   y = _matmul_nn(dtype, x, w_x)
   return y if b is None else y + b
-
-
-def _matmul_nn(dtype, x, w):
-  y = jnp.matmul(_cast(x, dtype), _cast(w, dtype), preferred_element_type=jnp.float32)
-  return y.astype(w.dtype)
 
 
 def _project_steps_fwd(dtype, x, w_x, b):
@@ -248,7 +263,7 @@ def _forward(w_h, xs, c0, h0, ms, rd):
   one), the gate activations `[T, B, 4H]` and the final c, h.
   """
 
-  w_h_t = w_h.T if rd is None else w_h.T.astype(rd)  # once, outside the scan
+  w_h_t = _cast(w_h.T, rd)  # once, outside the scan
 
   def step(carry, inp):
     xp, m = inp if ms is not None else (inp, None)
@@ -285,7 +300,7 @@ def _recurrence_bwd(rd, res, cts):
   w_h, x_like, hs, cs, acts, c0, h0, ms = res
   d_hs, d_c, d_h = cts
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
-  w_h_rd = w_h if rd is None else w_h.astype(rd)  # once, outside the scan
+  w_h_rd = _cast(w_h, rd)  # once, outside the scan
 
   def step(carry, inp):
     dc, dh = carry

@@ -55,6 +55,14 @@ class StepConfig:
   recurrent_dtype: str = "float32"
 
   @property
+  def matmul_dtypes(self) -> tuple[str, str]:
+    """(inputs, recurrent) for `lstm.matmul_dtypes`: compute_dtype sets both, recurrent_dtype
+    only the second (and is ignored when compute_dtype is not float32)."""
+    if self.compute_dtype != "float32":
+      return self.compute_dtype, self.compute_dtype
+    return "float32", self.recurrent_dtype
+
+  @property
   def scheduled(self) -> bool:
     return not (self.sampling_schedule == "constant" and self.sampling_rate == 0.0)
 
@@ -68,11 +76,13 @@ def step_config_of(cfg, converter) -> StepConfig:
       min_learning_rate=cfg.optim.min_learning_rate, grad_clip=cfg.optim.grad_clip,
       grad_norm_clip_to_zero=cfg.optim.grad_norm_clip_to_zero,
       sampling_schedule=cfg.sampling.schedule, sampling_rate=cfg.sampling.rate,
-      compute_dtype=_dtype(cfg.train, "compute_dtype"),
-      recurrent_dtype=_dtype(cfg.train, "recurrent_dtype"))
+      compute_dtype=dtype_setting(cfg.train, "compute_dtype"),
+      recurrent_dtype=dtype_setting(cfg.train, "recurrent_dtype"))
 
 
-def _dtype(train_cfg, key: str) -> str:
+def dtype_setting(train_cfg, key: str) -> str:
+  """`train.compute_dtype` or `train.recurrent_dtype` (float32 where absent); a wrong value is
+  one line naming the flag."""
   value = train_cfg.get(key, "float32")
   if value not in ("float32", "bfloat16"):
     raise ValueError(f"--config.train.{key}={value}: use float32 or bfloat16")
@@ -123,9 +133,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, sc: Ste
   p = obj.sampling_probability(state.step, sc.sampling_schedule, sc.sampling_rate)
 
   def loss_fn(params):
-    with lstm.matmul_dtypes(inputs=sc.compute_dtype,
-                            recurrent=sc.recurrent_dtype if sc.compute_dtype == "float32"
-                            else sc.compute_dtype):
+    with lstm.matmul_dtypes(*sc.matmul_dtypes):
       out = model.apply({"params": params}, x, labels, lengths, key, p, sc.scheduled, eps_scale)
     loss, terms = obj.vae_loss(out, labels, lengths, sc.depths, state.step,
                                free_bits=sc.free_bits, max_beta=sc.max_beta,

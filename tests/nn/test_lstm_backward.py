@@ -21,8 +21,11 @@ def _reference(w, x_proj, state, mask):
   return hs, final
 
 
+@pytest.mark.parametrize("dtypes", [{}, {"recurrent": "bfloat16"},
+                                    {"inputs": "bfloat16", "recurrent": "bfloat16"}])
 @pytest.mark.parametrize("ragged", [False, True])
-def test_gradients_match_autodiff(ragged):
+def test_gradients_match_autodiff(ragged, dtypes):
+  """Also in bfloat16 (`matmul_dtypes`): the scan and the step-by-step cell round alike."""
   t, b, d, h = 7, 5, 3, 4
   k = jax.random.split(jax.random.key(0), 5)
   w = lstm.LSTMWeights(jax.random.normal(k[0], (d + h, 4 * h)), jax.random.normal(k[1], (4 * h,)))
@@ -36,13 +39,14 @@ def test_gradients_match_autodiff(ragged):
     hs, fin = run(w, lstm.project(w, x), state, mask)
     return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(fin.c ** 2) - jnp.sum(fin.h * weights)
 
-  ours = jax.grad(lambda *a: loss(lstm.scan_layer, *a), argnums=(0, 1, 2))(w, x, state)
-  ref = jax.grad(lambda *a: loss(_reference, *a), argnums=(0, 1, 2))(w, x, state)
+  with lstm.matmul_dtypes(**dtypes):
+    ours = jax.grad(lambda *a: loss(lstm.scan_layer, *a), argnums=(0, 1, 2))(w, x, state)
+    ref = jax.grad(lambda *a: loss(_reference, *a), argnums=(0, 1, 2))(w, x, state)
+    # and the forward values agree
+    np.testing.assert_allclose(lstm.scan_layer(w, lstm.project(w, x), state, mask)[0],
+                               _reference(w, lstm.project(w, x), state, mask)[0], atol=1e-6)
   for a, r in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
     np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-6)
-  # and the forward values agree
-  np.testing.assert_allclose(lstm.scan_layer(w, lstm.project(w, x), state, mask)[0],
-                             _reference(w, lstm.project(w, x), state, mask)[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("setting", [{"recurrent": "bfloat16"},
@@ -62,8 +66,8 @@ def test_bfloat16_matmuls_stay_close_to_float32(setting):
   def loss(w, x):
     hs, fin = lstm.scan_layer(w, lstm.project(w, x), state, mask)
     s = state  # and step by step, as the scheduled-sampling decoders run
-    for t in range(3):
-      s = lstm.stack_step([w], lstm.project(w, x[t]), [s])[0][0]
+    for step in range(3):
+      s = lstm.stack_step([w], lstm.project(w, x[step]), [s])[0][0]
     return jnp.sum(jnp.sin(hs)) + jnp.sum(fin.c ** 2) + jnp.sum(jnp.cos(s.h))
 
   f32 = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
@@ -99,19 +103,21 @@ def test_bfloat16_inputs_round_the_input_projection(lead):
 
 def test_bfloat16_recurrent_rounds_the_step_by_step_cell():
   """`recurrent="bfloat16"` reaches `cell` (the scheduled-sampling decoders' step): h·W_h from
-  rounded operands, and W_h's gradient the float32 hᵀ·(the gates' cotangent)."""
+  rounded operands, h's cotangent from rounded ones too, and W_h's gradient the float32
+  hᵀ·(the gates' cotangent)."""
   k = jax.random.split(jax.random.key(3), 4)
   h, units = jax.random.normal(k[0], (3, 8)), 8
   w_h = jax.random.normal(k[1], (units, 4 * units))
   xp = jax.random.normal(k[2], (3, 4 * units))
-  state = lstm.State(jax.random.normal(k[3], (3, units)), h)
-  r = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
-  f = lambda w_h, xp: jnp.sum(jnp.sin(lstm.cell(w_h, xp, state).h))  # noqa: E731
+  c = jax.random.normal(k[3], (3, units))
+  rnd = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
+  f = lambda w_h, xp, h: jnp.sum(jnp.sin(lstm.cell(w_h, xp, lstm.State(c, h)).h))  # noqa: E731
   with lstm.matmul_dtypes(recurrent="bfloat16"):
-    out = lstm.cell(w_h, xp, state)
-    d_w_h, d_xp = jax.grad(f, argnums=(0, 1))(w_h, xp)
-  ref = lstm.cell(r(w_h), xp, lstm.State(state.c, r(h)))
+    out = lstm.cell(w_h, xp, lstm.State(c, h))
+    d_w_h, d_xp, d_h = jax.grad(f, argnums=(0, 1, 2))(w_h, xp, h)
+  ref = lstm.cell(rnd(w_h), xp, lstm.State(c, rnd(h)))
   np.testing.assert_allclose(out.h, ref.h, rtol=1e-5, atol=1e-6)
-  assert not np.allclose(out.h, lstm.cell(w_h, xp, state).h, rtol=1e-7, atol=1e-7)
+  assert not np.allclose(out.h, lstm.cell(w_h, xp, lstm.State(c, h)).h, rtol=1e-7, atol=1e-7)
   assert d_w_h.dtype == jnp.float32
   np.testing.assert_allclose(d_w_h, h.T @ d_xp, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(d_h, rnd(d_xp) @ rnd(w_h).T, rtol=1e-5, atol=1e-6)

@@ -128,23 +128,22 @@ def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir, settin
   """The option reaches the train step (its program multiplies in bfloat16, the default's
   never: XLA may still run a small matmul in float32) and training goes on with float32
   parameters."""
-  def first_steps(extra):
+  def run_of(extra):
     cfg = config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir) + extra)
     run = loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
-    it = run.train_iterator(run.windows("train"))
-    state, losses = run.init_state(), []
-    batch = sharding.global_batch(next(it), run.mesh)
-    program = run.train_step.lower(state, batch, run.rng).as_text()
-    for _ in range(3):
-      state, m = run.train_step(state, batch, run.rng)
-      losses.append(float(m["loss"]))
-      batch = sharding.global_batch(next(it), run.mesh)
-    return state, losses, program
+    return run, run.train_iterator(run.windows("train")), run.init_state()
 
-  state, losses, program = first_steps([f"--config.train.{setting}=bfloat16"])
+  run, it, state = run_of([f"--config.train.{setting}=bfloat16"])
+  batch = sharding.global_batch(next(it), run.mesh)
+  program = run.train_step.lower(state, batch, run.rng).as_text()
+  losses = []
+  for _ in range(3):
+    state, m = run.train_step(state, sharding.global_batch(next(it), run.mesh), run.rng)
+    losses.append(float(m["loss"]))
   assert all(np.isfinite(losses)) and int(state.skipped) == 0
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.params))
-  assert "bf16" in program and "bf16" not in first_steps([])[2]
+  run, _, state = run_of([])
+  assert "bf16" in program and "bf16" not in run.train_step.lower(state, batch, run.rng).as_text()
 
 
 @pytest.mark.parametrize("setting", ["compute_dtype", "recurrent_dtype"])
