@@ -190,11 +190,11 @@ def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   return _project_steps(dtype, x, w.w_x, w.bias)
 
 
-def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array) -> jax.Array:
+def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array, out=None) -> jax.Array:
   """x `[..., K]` @ w `[K, N]` from operands in `dtype` (None: as they are), accumulated in
-  float32, returned in w's dtype."""
+  float32, returned in `out` (default: w's dtype)."""
   y = jnp.matmul(_cast(x, dtype), _cast(w, dtype), preferred_element_type=jnp.float32)
-  return y.astype(w.dtype)
+  return y.astype(out or w.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -256,17 +256,21 @@ def zero_state(batch: int, units: int) -> State:
   return State(jnp.zeros((batch, units), jnp.float32), jnp.zeros((batch, units), jnp.float32))
 
 
-def _forward(w_h, xs, c0, h0, ms, rd):
-  """The recurrence, time-major: xs `[T, B, 4H]`, ms `[T, B]` bool or None.
+def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
+  """The recurrence, time-major: xs `[T, B, 4H]` projected inputs, or with `w_x` (and `b`)
+  the inputs `[T, B, in]` themselves, projected inside the step as `project` would (`di` the
+  inputs' matmul dtype); ms `[T, B]` bool or None.
 
   Returns hs, cs `[T, B, H]` (the state after each step; a masked step repeats the previous
   one), the gate activations `[T, B, 4H]` and the final c, h.
   """
 
   w_h_t = _cast(w_h.T, rd)  # once, outside the scan
+  w_x_di = None if w_x is None else _cast(w_x, di)
 
   def step(carry, inp):
-    xp, m = inp if ms is not None else (inp, None)
+    x, m = inp if ms is not None else (inp, None)
+    xp = x if w_x is None else _matmul_nn(di, x, w_x_di, w_x.dtype) + b  # as `project`
     acts = _activations(xp + _matmul_nt(carry.h, w_h_t))
     new = _update(acts, carry.c)
     if m is not None:
@@ -277,28 +281,46 @@ def _forward(w_h, xs, c0, h0, ms, rd):
   return hs, cs, acts, final
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def _recurrence(w_h, xs, c0, h0, ms, rd):
-  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass; `rd` the
-  dtype of the recurrent matmuls (static)."""
-  hs, _, _, final = _forward(w_h, xs, c0, h0, ms, rd)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _recurrence(w_h, inputs, c0, h0, ms, rd, di):
+  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass; `inputs`
+  the projected xs, or (x, w_x, b) to project inside the step; `rd`, `di` the dtypes of the
+  recurrent and the input matmuls (static)."""
+  xs, w_x, b = _split_inputs(inputs)
+  hs, _, _, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
   return hs, final.c, final.h
 
 
-def _recurrence_fwd(w_h, xs, c0, h0, ms, rd):
-  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms, rd)
-  return (hs, final.c, final.h), (w_h, jnp.zeros((0,), xs.dtype), hs, cs, acts, c0, h0, ms)
+def _split_inputs(inputs):
+  """xs, then w_x and b (None for projected inputs), as `_forward` takes them."""
+  xs, w_x, b = inputs if isinstance(inputs, tuple) else (inputs, None, None)
+  return xs, w_x, b
 
 
-def _recurrence_bwd(rd, res, cts):
+def _recurrence_fwd(w_h, inputs, c0, h0, ms, rd, di):
+  # symbolic zeros: x's cotangent is formed only where x is differentiated (not an encoder's
+  # input data); `needs_dx` travels in the residuals' tree structure, as in `_project_steps`
+  primal = lambda a: isinstance(a, jax.custom_derivatives.CustomVJPPrimal)  # noqa: E731
+  needs_dx = isinstance(inputs, tuple) and inputs[0].perturbed
+  w_h, inputs, c0, h0, ms = jax.tree.map(lambda a: a.value, (w_h, inputs, c0, h0, ms),
+                                         is_leaf=primal)
+  xs, w_x, b = _split_inputs(inputs)
+  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
+  kept = (xs, w_x, (None,) if needs_dx else ()) if w_x is not None else jnp.zeros((0,), xs.dtype)
+  return (hs, final.c, final.h), (w_h, kept, hs, cs, acts, c0, h0, ms)
+
+
+def _recurrence_bwd(rd, di, res, cts):
   """Backward through time keeping only dh @ W_hᵀ inside the scan.
 
   The gates' cotangents dg_t are the input projection's cotangents; W_h's is then one large
   matmul over all steps, Σ_t h_{t-1}ᵀ dg_t, instead of a [H, 4H] accumulator carried and
-  updated at every step (what differentiating the scan would do).
+  updated at every step (what differentiating the scan would do). Inputs projected inside the
+  step get W_x's, b's and x's cotangents from the dg_t as `project`'s backward gives them.
   """
-  w_h, x_like, hs, cs, acts, c0, h0, ms = res
-  d_hs, d_c, d_h = cts
+  w_h, kept, hs, cs, acts, c0, h0, ms = res
+  d_hs, d_c, d_h = (jnp.zeros(g.shape, g.dtype)
+                    if isinstance(g, jax.custom_derivatives.SymbolicZero) else g for g in cts)
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
   w_h_rd = _cast(w_h, rd)  # once, outside the scan
 
@@ -323,10 +345,15 @@ def _recurrence_bwd(rd, res, cts):
   (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
   d_w_h = _contract_steps(h_prev, dgs.astype(w_h.dtype)).astype(w_h.dtype)
-  return d_w_h, dgs.astype(x_like.dtype), d_c0.astype(c0.dtype), d_h0.astype(h0.dtype), None
+  if isinstance(kept, tuple):
+    x, w_x, needs_dx = kept
+    d_inputs = _project_steps_bwd(di, (x, w_x, (needs_dx, (None,))), dgs)
+  else:
+    d_inputs = dgs.astype(kept.dtype)
+  return d_w_h, d_inputs, d_c0.astype(c0.dtype), d_h0.astype(h0.dtype), None
 
 
-_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd, symbolic_zeros=True)
 
 
 def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
@@ -337,9 +364,29 @@ def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
   where False steps leave the state unchanged (sequence lengths).
   Returns outputs h `[T, B, H]` and the final state.
   """
-  hs, c, h = _recurrence(w.w_h, x_proj, state.c.astype(jnp.float32),
-                         state.h.astype(jnp.float32), mask, _MATMUL_DTYPES.get()[1])
+  return _scan(w, x_proj, state, mask)
+
+
+def _scan(w, inputs, state, mask):
+  d = _MATMUL_DTYPES.get()
+  hs, c, h = _recurrence(w.w_h, inputs, state.c.astype(jnp.float32),
+                         state.h.astype(jnp.float32), mask, d[1], d[0])
   return hs, State(c, h)
+
+
+def run_layer(w: LSTMWeights, x: jax.Array, state: State,
+              mask: jax.Array | None = None) -> tuple[jax.Array, State]:
+  """`scan_layer(w, project(w, x), state, mask)` for inputs x `[T, B, in]`, the same values.
+
+  An input narrower than the layer (a one-hot step: 90 values into 512 units) is projected
+  inside the step instead, from x_t `[B, in]`: projected over all steps at once it would be
+  a `[T, B, 4H]` array (128 MiB per direction at batch 512) written by a matmul with K = 90
+  that ran at 30-50 GFLOP/s, then read back by the scan (bench/step_profile.py
+  cat-mel_2bar_small 512). Wide inputs (a layer above another) keep the one large matmul.
+  """
+  if x.shape[-1] >= w.units:
+    return scan_layer(w, project(w, x), state, mask)
+  return _scan(w, (x.astype(w.kernel.dtype), w.w_x, w.bias), state, mask)
 
 
 def stack_step(weights: Sequence[LSTMWeights], first_proj: jax.Array,
@@ -391,9 +438,9 @@ def bidirectional_layer(fw: LSTMWeights, bw: LSTMWeights, x: jax.Array,
   """
   t, b = x.shape[:2]
   mask = jnp.arange(t)[:, None] < lengths[None, :]
-  out_fw, fin_fw = scan_layer(fw, project(fw, x), zero_state(b, fw.units), mask)
-  out_bw, fin_bw = scan_layer(bw, project(bw, reverse_within_lengths(x, lengths)),
-                              zero_state(b, bw.units), mask)
+  out_fw, fin_fw = run_layer(fw, x, zero_state(b, fw.units), mask)
+  out_bw, fin_bw = run_layer(bw, reverse_within_lengths(x, lengths), zero_state(b, bw.units),
+                             mask)
   out_bw = reverse_within_lengths(out_bw, lengths)
   return (jnp.concatenate([out_fw, out_bw], axis=-1),
           jnp.concatenate([fin_fw.h, fin_bw.h], axis=-1))
