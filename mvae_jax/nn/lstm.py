@@ -8,7 +8,8 @@ is added at run time and not stored; no peepholes, no clipping:
 Flax modules here only declare parameters, named like Magenta's TF variables
 (`.../cell_k/lstm_cell/{kernel,bias}`), so checkpoints map one to one. The recurrences are pure
 functions of arrays under `jax.lax.scan`: a layer projects its inputs for all steps in one matmul
-before the scan and keeps only `h @ W_h` inside it.
+before the scan and keeps only `h @ W_h` inside it; an input narrower than the layer (an
+encoder's one-hot steps) is projected inside the step instead (`run_layer`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ _MATMUL_DTYPES = contextvars.ContextVar("matmul_dtypes", default=(None, None))
 @contextlib.contextmanager
 def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
   """While tracing inside this context, the LSTM layers' matmuls (`project`, `cell`, the scans
-  `scan_layer`, `scan_stack`, `bidirectional_layer`) multiply in these dtypes ("bfloat16"),
-  accumulating in float32:
+  `scan_layer`, `run_layer`, `scan_stack`, `bidirectional_layer`) multiply in these dtypes
+  ("bfloat16"), accumulating in float32:
 
   * `inputs`: x·W_x, the input projections, and their input cotangents g·W_xᵀ;
   * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass.
@@ -190,11 +191,28 @@ def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   return _project_steps(dtype, x, w.w_x, w.bias)
 
 
-def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array, out=None) -> jax.Array:
+def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array,
+               out: jnp.dtype | None = None) -> jax.Array:
   """x `[..., K]` @ w `[K, N]` from operands in `dtype` (None: as they are), accumulated in
   float32, returned in `out` (default: w's dtype)."""
   y = jnp.matmul(_cast(x, dtype), _cast(w, dtype), preferred_element_type=jnp.float32)
-  return y.astype(out or w.dtype)
+  return y.astype(w.dtype if out is None else out)
+
+
+def _affine(dtype: str | None, x: jax.Array, w_x: jax.Array, b: jax.Array | None,
+            out: jnp.dtype | None = None) -> jax.Array:
+  """x `[..., in]` @ W_x `[in, 4H]` (+ b `[4H]` unless None), multiplied as `_matmul_nn`."""
+  y = _matmul_nn(dtype, x, w_x, out)
+  return y if b is None else y + b
+
+
+def _instantiate(g):
+  """A cotangent as an array: zeros for a symbolic zero."""
+  return jnp.zeros(g.shape, g.dtype) if isinstance(g, jax.custom_derivatives.SymbolicZero) else g
+
+
+def _is_primal(a) -> bool:
+  return isinstance(a, jax.custom_derivatives.CustomVJPPrimal)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -209,23 +227,21 @@ def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
   cat-mel_2bar_small 512`); flattening T and B into one axis instead needs the batch axis
   gathered onto every device when it is sharded. This form does neither (`_contract_steps`).
   """
-  y = _matmul_nn(dtype, x, w_x)
-  return y if b is None else y + b
+  return _affine(dtype, x, w_x, b)
 
 
 def _project_steps_fwd(dtype, x, w_x, b):
   # symbolic zeros: each primal says whether it is differentiated; x is not when it is data (an
   # encoder's input), and then its cotangent is not computed. The residuals' tree structure
   # carries the flags: (None,) where x is differentiated and where there is a bias.
-  y = _matmul_nn(dtype, x.value, w_x.value)
   flags = ((None,) if x.perturbed else (), () if b is None else (None,))
-  return (y if b is None else y + b.value), (x.value, w_x.value, flags)
+  return (_affine(dtype, x.value, w_x.value, None if b is None else b.value),
+          (x.value, w_x.value, flags))
 
 
 def _project_steps_bwd(dtype, res, g):
   x, w_x, (needs_dx, has_bias) = res
-  if isinstance(g, jax.custom_derivatives.SymbolicZero):
-    g = jnp.zeros(g.shape, g.dtype)
+  g = _instantiate(g)
   dx = db = None
   if needs_dx:
     dx = (g @ w_x.T if dtype is None else _matmul_nt(g, w_x.astype(dtype))).astype(x.dtype)
@@ -270,7 +286,7 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
 
   def step(carry, inp):
     x, m = inp if ms is not None else (inp, None)
-    xp = x if w_x is None else _matmul_nn(di, x, w_x_di, w_x.dtype) + b  # as `project`
+    xp = x if w_x is None else _affine(di, x, w_x_di, b, w_x.dtype)  # as `project`
     acts = _activations(xp + _matmul_nt(carry.h, w_h_t))
     new = _update(acts, carry.c)
     if m is not None:
@@ -283,16 +299,19 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
 def _recurrence(w_h, inputs, c0, h0, ms, rd, di):
-  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass; `inputs`
-  the projected xs, or (x, w_x, b) to project inside the step; `rd`, `di` the dtypes of the
-  recurrent and the input matmuls (static)."""
+  """hs `[T, B, H]`, final c, final h: `_forward` with a hand-written backward pass.
+
+  inputs: the projected xs `[T, B, 4H]`, or (x `[T, B, in]`, w_x `[in, 4H]`, b `[4H]`) to
+  project inside the step; ms `[T, B]` bool or None; `rd`, `di`: the dtypes of the recurrent
+  and the input matmuls (static)."""
   xs, w_x, b = _split_inputs(inputs)
   hs, _, _, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
   return hs, final.c, final.h
 
 
 def _split_inputs(inputs):
-  """xs, then w_x and b (None for projected inputs), as `_forward` takes them."""
+  """xs `[T, B, 4H]` or `[T, B, in]`, then w_x and b (None for projected xs), as `_forward`
+  takes them."""
   xs, w_x, b = inputs if isinstance(inputs, tuple) else (inputs, None, None)
   return xs, w_x, b
 
@@ -300,13 +319,15 @@ def _split_inputs(inputs):
 def _recurrence_fwd(w_h, inputs, c0, h0, ms, rd, di):
   # symbolic zeros: x's cotangent is formed only where x is differentiated (not an encoder's
   # input data); `needs_dx` travels in the residuals' tree structure, as in `_project_steps`
-  primal = lambda a: isinstance(a, jax.custom_derivatives.CustomVJPPrimal)  # noqa: E731
   needs_dx = isinstance(inputs, tuple) and inputs[0].perturbed
   w_h, inputs, c0, h0, ms = jax.tree.map(lambda a: a.value, (w_h, inputs, c0, h0, ms),
-                                         is_leaf=primal)
+                                         is_leaf=_is_primal)
   xs, w_x, b = _split_inputs(inputs)
   hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
-  kept = (xs, w_x, (None,) if needs_dx else ()) if w_x is not None else jnp.zeros((0,), xs.dtype)
+  if w_x is None:
+    kept = jnp.zeros((0,), xs.dtype)  # xs' dtype, for their cotangent
+  else:
+    kept = (xs, w_x, (None,) if needs_dx else ())
   return (hs, final.c, final.h), (w_h, kept, hs, cs, acts, c0, h0, ms)
 
 
@@ -319,8 +340,7 @@ def _recurrence_bwd(rd, di, res, cts):
   step get W_x's, b's and x's cotangents from the dg_t as `project`'s backward gives them.
   """
   w_h, kept, hs, cs, acts, c0, h0, ms = res
-  d_hs, d_c, d_h = (jnp.zeros(g.shape, g.dtype)
-                    if isinstance(g, jax.custom_derivatives.SymbolicZero) else g for g in cts)
+  d_hs, d_c, d_h = (_instantiate(g) for g in cts)
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
   w_h_rd = _cast(w_h, rd)  # once, outside the scan
 
@@ -367,7 +387,8 @@ def scan_layer(w: LSTMWeights, x_proj: jax.Array, state: State,
   return _scan(w, x_proj, state, mask)
 
 
-def _scan(w, inputs, state, mask):
+def _scan(w: LSTMWeights, inputs, state: State, mask: jax.Array | None):
+  """`_recurrence` for a layer: inputs as it takes them, under the current `matmul_dtypes`."""
   d = _MATMUL_DTYPES.get()
   hs, c, h = _recurrence(w.w_h, inputs, state.c.astype(jnp.float32),
                          state.h.astype(jnp.float32), mask, d[1], d[0])
@@ -383,6 +404,8 @@ def run_layer(w: LSTMWeights, x: jax.Array, state: State,
   a `[T, B, 4H]` array (128 MiB per direction at batch 512) written by a matmul with K = 90
   that ran at 30-50 GFLOP/s, then read back by the scan (bench/step_profile.py
   cat-mel_2bar_small 512). Wide inputs (a layer above another) keep the one large matmul.
+  (The width rule was measured with 90 inputs into 512 units at batch 512 and 64; the trio
+  configs' 692 into 2,048 take the same path unmeasured.)
   """
   if x.shape[-1] >= w.units:
     return scan_layer(w, project(w, x), state, mask)

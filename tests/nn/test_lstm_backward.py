@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mvae_jax.nn import lstm
+from mvae_jax.train import flops
 
 
 def _reference(w, x_proj, state, mask):
@@ -125,18 +126,20 @@ def test_bfloat16_recurrent_rounds_the_step_by_step_cell():
   np.testing.assert_allclose(d_h, rnd(d_xp) @ rnd(w_h).T, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("dtypes", [{}, {"inputs": "bfloat16", "recurrent": "bfloat16"}])
-def test_narrow_inputs_projected_inside_the_step(dtypes):
+def test_narrow_inputs_projected_inside_the_step(dtypes, ragged):
   """`run_layer` projects an input narrower than the layer (an encoder's one-hot steps) inside
   the scan's step: the same outputs and gradients (x's too) as projecting all steps first,
-  bit-equal for one-hot inputs; a wide input keeps the projection outside."""
+  bit-equal for one-hot inputs; where x is data (not differentiated) no matmul forms its
+  cotangent; a wide input keeps the projection outside."""
   t, b, d, h = 7, 5, 3, 8
   k = jax.random.split(jax.random.key(4), 5)
   w = lstm.LSTMWeights(jax.random.normal(k[0], (d + h, 4 * h)), jax.random.normal(k[1], (4 * h,)))
   x = jax.random.normal(k[2], (t, b, d))
   one_hot = jax.nn.one_hot(jax.random.randint(k[3], (t, b), 0, d), d)
   state = lstm.State(jax.random.normal(k[4], (b, h)), jnp.zeros((b, h)))
-  mask = jnp.arange(t)[:, None] < jnp.array([7, 3, 1, 6, 0])[None, :]
+  mask = jnp.arange(t)[:, None] < jnp.array([7, 3, 1, 6, 0])[None, :] if ragged else None
   hoisted = lambda w, x: lstm.scan_layer(w, lstm.project(w, x), state, mask)  # noqa: E731
   inside = lambda w, x: lstm.run_layer(w, x, state, mask)  # noqa: E731
 
@@ -146,10 +149,12 @@ def test_narrow_inputs_projected_inside_the_step(dtypes):
 
   with lstm.matmul_dtypes(**dtypes):
     for xs in (x, one_hot):
-      ours = jax.jit(jax.value_and_grad(functools.partial(loss, inside), (0, 1)))(w, xs)
-      ref = jax.jit(jax.value_and_grad(functools.partial(loss, hoisted), (0, 1)))(w, xs)
-      for a, r in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
-        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+      for argnums in ((0, 1), 0):  # x differentiated, and x as data
+        grad = lambda run: jax.value_and_grad(functools.partial(loss, run), argnums)  # noqa: E731
+        ours, ref = jax.jit(grad(inside))(w, xs), jax.jit(grad(hoisted))(w, xs)
+        for a, r in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+          np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+        assert flops.jaxpr_flops(grad(inside), w, xs) == flops.jaxpr_flops(grad(hoisted), w, xs)
     np.testing.assert_array_equal(jax.jit(inside)(w, one_hot)[0], jax.jit(hoisted)(w, one_hot)[0])
     calls = lambda f, w, x: sum("custom_vjp" in e.primitive.name  # noqa: E731
                                 for e in jax.make_jaxpr(f)(w, x).eqns)
