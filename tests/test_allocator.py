@@ -1,0 +1,39 @@
+"""`MVAE_MALLOC=system` runs on glibc with transparent huge pages (what large batches want: the
+speed of TCMalloc at glibc's memory), leaving a user's own GLIBC_TUNABLES choice alone."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mvae_jax import allocator
+
+CODE = ("import os; from mvae_jax import allocator; "
+        "print(os.environ.get('GLIBC_TUNABLES'), '|', allocator.describe())")
+# re-executes itself as the CLI does, then prints (in the new process, or here if none)
+SHOW = f"from mvae_jax import allocator; allocator.reexec_with_tcmalloc(['-c', {CODE!r}]); {CODE}"
+
+
+def _run(**env):
+  base = {k: v for k, v in os.environ.items()
+          if k not in ("GLIBC_TUNABLES", "LD_PRELOAD", allocator.ENV)}
+  r = subprocess.run([sys.executable, "-c", SHOW], env={**base, **env}, capture_output=True,
+                     text=True, check=True, timeout=60)
+  return r.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc tunables are Linux's")
+def test_system_malloc_gets_huge_pages():
+  assert _run(MVAE_MALLOC="system") == (
+      "glibc.malloc.hugetlb=1 | system malloc, huge pages")
+  assert _run(MVAE_MALLOC="system", GLIBC_TUNABLES="glibc.malloc.arena_max=2") == (
+      "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1 | system malloc, huge pages")
+  # the user's own choice stands
+  assert _run(MVAE_MALLOC="system", GLIBC_TUNABLES="glibc.malloc.hugetlb=0") == (
+      "glibc.malloc.hugetlb=0 | system malloc")
+
+
+@pytest.mark.skipif(allocator.library() is None, reason="no TCMalloc on this machine")
+def test_default_is_tcmalloc():
+  assert _run().endswith("| tcmalloc")
