@@ -2,17 +2,19 @@
 temporaries every step, and glibc's malloc returns each one over 32 MiB to the kernel and
 page-faults it in again on the next step. With TCMalloc the memory is reused.
 
-Measured on a 2-core CPU (bench/allocator.py): a [16384, 2048] gather 114 -> 27 ms,
+Measured on the earlier rounds' 2-core Intel machine: a [16384, 2048] gather 114 -> 27 ms,
 cat-mel_2bar_small's train step at batch 512 14.0 -> 9.3 s (machine shared, one run each).
 The library cannot be loaded into a running process, so `mvae` (and the bench/ scripts)
 re-execute themselves once with `LD_PRELOAD` set, before anything imports JAX.
 Debian/Ubuntu: `apt-get install libtcmalloc-minimal4`.
 
-`MVAE_MALLOC=system` keeps glibc's malloc and asks it for transparent huge pages
-(`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, glibc 2.35+, unless GLIBC_TUNABLES already sets it):
+`MVAE_MALLOC=system` runs on glibc's malloc (taking TCMalloc out of an inherited LD_PRELOAD)
+and asks it for transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, unless
+GLIBC_TUNABLES already sets it; glibc 2.35+, and the kernel's THP mode `madvise` or `always`):
 each large temporary still goes back to the kernel when freed, but comes back in 2 MiB pages,
 512 times fewer faults. TCMalloc keeps what it frees, so its peak RSS at large batches is
-about 1 GiB higher; with huge pages glibc runs about as fast at glibc's memory
+usually about 1 GiB higher (it varied from 1.9 to 3.9 GiB between runs at b512); with huge
+pages glibc runs about as fast at glibc's memory
 (cat-mel_2bar_small b512 on a 2-core AMD EPYC: 1,155 and 1,035 ms per step at 1,957 and
 1,925 MiB, against 1,318 and 1,322 ms at 1,958 and 1,942 MiB without them and 1,112 and 1,027
 ms at 3,006 and 3,005 MiB on TCMalloc). Small models stay faster on TCMalloc (the demo's:
@@ -42,10 +44,11 @@ def active() -> bool:
 
 
 def reexec_with_tcmalloc(args: list[str]) -> None:
-  """Replaces this process by `python args...` with TCMalloc preloaded (the CLI passes
-  `-m mvae_jax ...`, a bench script its own path and arguments), or with `MVAE_MALLOC=system`
-  on glibc with huge pages; returns without doing anything when that is already so, TCMalloc
-  is absent, or JAX is already imported."""
+  """Replaces this process by `python args...` (the CLI passes `-m mvae_jax ...`, a bench
+  script its own path and arguments) in `reexec_env`'s environment: TCMalloc preloaded, or with
+  `MVAE_MALLOC=system` glibc with huge pages. Returns without doing anything where the
+  environment is already so (or nothing applies: no TCMalloc), where JAX is already imported,
+  and off Linux."""
   env = reexec_env(os.environ)
   if env is None or "jax" in sys.modules or sys.platform != "linux":
     return
@@ -58,9 +61,13 @@ def reexec_env(environ) -> dict | None:
   """The environment to re-execute in, or None where `environ` already is it."""
   if environ.get(ENV) == "system":
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.hugetlb" in tunables:
-      return None
-    return dict(environ, GLIBC_TUNABLES=":".join(filter(None, [tunables, HUGE_PAGES])))
+    env = dict(environ)
+    if "LD_PRELOAD" in environ:
+      env["LD_PRELOAD"] = ":".join(p for p in environ["LD_PRELOAD"].split(":")
+                                   if p and "tcmalloc" not in p)
+    if "glibc.malloc.hugetlb" not in tunables:
+      env["GLIBC_TUNABLES"] = ":".join(filter(None, [tunables, HUGE_PAGES]))
+    return None if env == dict(environ) else env
   lib = library()
   if "tcmalloc" in environ.get("LD_PRELOAD", "") or lib is None:
     return None
@@ -70,5 +77,7 @@ def reexec_env(environ) -> dict | None:
 def describe() -> str:
   if active():
     return "tcmalloc"
-  huge = HUGE_PAGES in os.environ.get("GLIBC_TUNABLES", "")
+  settings = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":")
+              if t.startswith("glibc.malloc.hugetlb=")]
+  huge = bool(settings) and settings[-1] == HUGE_PAGES  # the last setting wins
   return "system malloc, huge pages" if huge else "system malloc"

@@ -24,7 +24,7 @@ def _run(**env):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc tunables are Linux's")
-def test_system_malloc_gets_huge_pages():
+def test_system_malloc_asks_for_huge_pages():
   assert _run(MVAE_MALLOC="system") == (
       "glibc.malloc.hugetlb=1 | system malloc, huge pages")
   assert _run(MVAE_MALLOC="system", GLIBC_TUNABLES="glibc.malloc.arena_max=2") == (
@@ -32,6 +32,13 @@ def test_system_malloc_gets_huge_pages():
   # the user's own choice stands
   assert _run(MVAE_MALLOC="system", GLIBC_TUNABLES="glibc.malloc.hugetlb=0") == (
       "glibc.malloc.hugetlb=0 | system malloc")
+
+
+@pytest.mark.skipif(allocator.library() is None, reason="no TCMalloc on this machine")
+def test_system_malloc_leaves_an_inherited_tcmalloc():
+  """A child of a TCMalloc process asked for the system malloc gets it."""
+  assert _run(MVAE_MALLOC="system", LD_PRELOAD=allocator.library()) == (
+      "glibc.malloc.hugetlb=1 | system malloc, huge pages")
 
 
 @pytest.mark.skipif(allocator.library() is None, reason="no TCMalloc on this machine")
