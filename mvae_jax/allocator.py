@@ -15,10 +15,11 @@ each large temporary still goes back to the kernel when freed, but comes back in
 512 times fewer faults. TCMalloc keeps what it frees, so its peak RSS at large batches is
 usually about 1 GiB higher (it varied from 1.9 to 3.9 GiB between runs at b512); with huge
 pages glibc runs about as fast at glibc's memory
-(cat-mel_2bar_small b512 on a 2-core AMD EPYC: 1,155 and 1,035 ms per step at 1,957 and
-1,925 MiB, against 1,318 and 1,322 ms at 1,958 and 1,942 MiB without them and 1,112 and 1,027
-ms at 3,006 and 3,005 MiB on TCMalloc). Small models stay faster on TCMalloc (the demo's:
-40-42 against 45-46 ms per step), so it stays the default.
+(cat-mel_2bar_small b512 on a 2-core AMD EPYC, `bench/step_blocks.py`: 1,118 and 1,066 ms
+per step, against 1,314 and 1,374 without them and 1,094 and 1,130 on TCMalloc; peak RSS in
+`bench/step_throughput.py` 1,931-1,951 MiB, against 1,868-3,031 on TCMalloc). Small models gain nothing from it and
+were sometimes slower (the demo's, fastest blocks: 42 and 43 ms per step on TCMalloc against 54
+and 43), so TCMalloc stays the default.
 """
 
 from __future__ import annotations
