@@ -17,9 +17,9 @@ usually about 1 GiB higher (it varied from 1.9 to 3.9 GiB between runs at b512);
 pages glibc runs about as fast at glibc's memory
 (cat-mel_2bar_small b512 on a 2-core AMD EPYC, `bench/step_blocks.py`: 1,118 and 1,066 ms
 per step, against 1,314 and 1,374 without them and 1,094 and 1,130 on TCMalloc; peak RSS in
-`bench/step_throughput.py` 1,931-1,951 MiB, against 1,868-3,031 on TCMalloc). Small models gain nothing from it and
-were sometimes slower (the demo's, fastest blocks: 42 and 43 ms per step on TCMalloc against 54
-and 43), so TCMalloc stays the default.
+`bench/step_throughput.py` 1,931-1,951 MiB, against 1,868-3,031 on TCMalloc). Small models
+gain nothing from it and were sometimes slower (the demo's, fastest blocks: 42 and 43 ms per
+step on TCMalloc against 54 and 43), so TCMalloc stays the default.
 """
 
 from __future__ import annotations
