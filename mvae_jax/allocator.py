@@ -40,8 +40,9 @@ def library() -> str | None:
   return next((p for p in CANDIDATES if os.path.exists(p)), None)
 
 
-def active() -> bool:
-  return "tcmalloc" in os.environ.get("LD_PRELOAD", "")
+def active(environ=os.environ) -> bool:
+  """Whether TCMalloc is preloaded in `environ` (this process's environment by default)."""
+  return "tcmalloc" in environ.get("LD_PRELOAD", "")
 
 
 def reexec_with_tcmalloc(args: list[str]) -> None:
@@ -70,7 +71,7 @@ def reexec_env(environ) -> dict | None:
       env["GLIBC_TUNABLES"] = ":".join(filter(None, [tunables, HUGE_PAGES]))
     return None if env == dict(environ) else env
   lib = library()
-  if "tcmalloc" in environ.get("LD_PRELOAD", "") or lib is None:
+  if active(environ) or lib is None:
     return None
   return dict(environ, LD_PRELOAD=":".join(filter(None, [lib, environ.get("LD_PRELOAD")])))
 
