@@ -2,7 +2,7 @@
 part of the model it belongs to (encoder, decoder, other; forward or backward; matmuls or the
 rest), from the compiled HLO's op metadata and a JAX profiler trace.
 
-  python bench/step_profile.py CONFIG [BATCH] [--top 20]
+  python bench/step_profile.py CONFIG [BATCH] [--top 20] [--set KEY=VALUE ...]
 
 Sums are of op time on all threads (two ops running at once both count), so they can exceed
 the wall time per step; compare categories and runs, not the total with the wall clock.
@@ -38,13 +38,16 @@ def main():
   ap.add_argument("batch", type=int, nargs="?", default=0)
   ap.add_argument("--steps", type=int, default=3)
   ap.add_argument("--top", type=int, default=20)
+  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                  help="a config override, e.g. train.compute_dtype=bfloat16 (repeatable)")
   args = ap.parse_args()
 
   import jax  # noqa: PLC0415
   from mvae_jax import config  # noqa: PLC0415
   from mvae_jax.bench import throughput  # noqa: PLC0415
 
-  cfg = config.load(args.config, [f"--config.train.batch_size={args.batch}"] if args.batch else [])
+  cfg = config.load(args.config, ([f"--config.train.batch_size={args.batch}"] if args.batch else [])
+                    + [f"--config.{s}" for s in args.set])
   # the training loop's own step, as bench/step_throughput.py times it
   compiled, state, batch, rng, _ = throughput.compiled_step(cfg)
   meta = {}

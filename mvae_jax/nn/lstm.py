@@ -36,12 +36,14 @@ def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
   ("bfloat16"), accumulating in float32:
 
   * `inputs`: x·W_x, the input projections, and their input cotangents g·W_xᵀ;
-  * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass.
+  * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass;
+  * with `inputs` set, also the weight gradients (Σ xᵀg for W_x, Σ hᵀdg for W_h), so that
+    `train.compute_dtype` puts every LSTM matmul in it; with only `recurrent` set they take
+    float32 operands.
 
-  Weight gradients (Σ xᵀg, Σ hᵀdg) take float32 operands; gate math, the dense layers (and
-  a decoder's once-per-segment projection of its conditioning vector), parameters and the
-  optimizer stay float32 (`train.compute_dtype` sets both, `train.recurrent_dtype` only
-  `recurrent`). "float32" or None leaves a matmul as it is.
+  Gate math, the dense layers (and a decoder's once-per-segment projection of its conditioning
+  vector), parameters, gradients and the optimizer stay float32 (`train.compute_dtype` sets
+  both, `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
 
   The dtypes are read while tracing, and no jit cache key holds them: enter the context inside
   the jitted function (as `train.steps.train_step` does, its static config carrying them).
@@ -177,9 +179,9 @@ def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
 
   (Step-by-step decoding keeps the plain `h @ W_h` in float32, where the scans use
   `_matmul_nt`: at its sizes both forms ran alike; with a recurrent dtype set, h·W_h goes
-  through `_project_steps` for its float32 W_h gradient.)"""
+  through `_project_steps`, its W_h gradient in the inputs' dtype.)"""
   h, rd = state.h.astype(w_h.dtype), _MATMUL_DTYPES.get()[1]
-  hw = h @ w_h if rd is None else _project_steps(rd, h, w_h, None)
+  hw = h @ w_h if rd is None else _project_steps(rd, _MATMUL_DTYPES.get()[0], h, w_h, None)
   return _update(_activations(x_proj + hw), state.c)
 
 
@@ -188,7 +190,7 @@ def project(w: LSTMWeights, x: jax.Array) -> jax.Array:
   x, dtype = x.astype(w.kernel.dtype), _MATMUL_DTYPES.get()[0]
   if x.ndim < 3 and dtype is None:
     return x @ w.w_x + w.bias
-  return _project_steps(dtype, x, w.w_x, w.bias)
+  return _project_steps(dtype, dtype, x, w.w_x, w.bias)
 
 
 def _matmul_nn(dtype: str | None, x: jax.Array, w: jax.Array,
@@ -215,12 +217,13 @@ def _is_primal(a) -> bool:
   return isinstance(a, jax.custom_derivatives.CustomVJPPrimal)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _project_steps(dtype: str | None, wdtype: str | None, x: jax.Array, w_x: jax.Array,
                    b: jax.Array | None) -> jax.Array:
   """x `[..., in]` @ W_x (+ b unless None), operands in `dtype` (None: as they are) with
-  float32 accumulation; W_x's gradient is one float32 contraction over the leading axes.
-  (Also h `[B, H]` @ W_h for `cell` with a recurrent dtype, b None.)
+  float32 accumulation; W_x's gradient is one contraction over the leading axes, its operands
+  in `wdtype`, accumulated in float32. (Also h `[B, H]` @ W_h for `cell` with a recurrent
+  dtype, b None.)
 
   What differentiating `x @ W_x` gives made XLA's CPU backend copy the `[T, B, 4H]` cotangent
   into a transposed layout first (two 128 MiB copies per step in `bench/step_profile.py
@@ -230,7 +233,7 @@ def _project_steps(dtype: str | None, x: jax.Array, w_x: jax.Array,
   return _affine(dtype, x, w_x, b)
 
 
-def _project_steps_fwd(dtype, x, w_x, b):
+def _project_steps_fwd(dtype, wdtype, x, w_x, b):
   # symbolic zeros: each primal says whether it is differentiated; x is not when it is data (an
   # encoder's input), and then its cotangent is not computed. The residuals' tree structure
   # carries the flags: (None,) where x is differentiated and where there is a bias.
@@ -239,23 +242,23 @@ def _project_steps_fwd(dtype, x, w_x, b):
           (x.value, w_x.value, flags))
 
 
-def _project_steps_bwd(dtype, res, g):
+def _project_steps_bwd(dtype, wdtype, res, g):
   x, w_x, (needs_dx, has_bias) = res
   g = _instantiate(g)
   dx = db = None
   if needs_dx:
     dx = (g @ w_x.T if dtype is None else _matmul_nt(g, w_x.astype(dtype))).astype(x.dtype)
   if has_bias:
-    db = g.sum(tuple(range(g.ndim - 1)))
-  return dx, _contract_steps(x, g).astype(w_x.dtype), db
+    db = _cast(g, wdtype).sum(tuple(range(g.ndim - 1)), dtype=jnp.float32)  # as W_x's
+  return dx, _contract_steps(x, g, wdtype).astype(w_x.dtype), db
 
 
 _project_steps.defvjp(_project_steps_fwd, _project_steps_bwd, symbolic_zeros=True)
 
 
-def _contract_steps(a: jax.Array, g: jax.Array) -> jax.Array:
-  """Σ over the leading axes of aᵀ·g: a `[..., M]`, g `[..., N]` -> `[M, N]` (a weight's
-  gradient over all steps and examples).
+def _contract_steps(a: jax.Array, g: jax.Array, dtype: str | None = None) -> jax.Array:
+  """Σ over the leading axes of aᵀ·g: a `[..., M]`, g `[..., N]` -> `[M, N]` float32 (a
+  weight's gradient over all steps and examples), operands in `dtype` (None: as they are).
 
   With more than one device, an einsum: a sharded batch axis stays sharded and the sum ends in
   the gradients' all-reduce (flattening the leading axes first would gather the whole batch
@@ -263,9 +266,24 @@ def _contract_steps(a: jax.Array, g: jax.Array) -> jax.Array:
   weight gradient in full). With one device nothing is sharded, and the flattened matmul reads
   both operands as they lie, where the einsum lays `a` out anew first.
   """
-  if jax.device_count() == 1:
-    return a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-  return jnp.einsum("...m,...n->mn", a, g)
+  a, g = _cast(a, dtype), _cast(g, dtype)
+  if jax.device_count() > 1:
+    return jnp.einsum("...m,...n->mn", a, g, preferred_element_type=jnp.float32)
+  a, g = a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1])
+  if dtype is not None:  # a bfloat16 matmul runs fast only from a row-major `[M, K]` (above)
+    a = _row_major(a)
+  return jnp.matmul(a, g, preferred_element_type=jnp.float32)
+
+
+def _row_major(a: jax.Array) -> jax.Array:
+  """`a` laid out row-major in memory (a transposed operand copied, not folded into the dot).
+
+  XLA's CPU backend runs a bfloat16 matmul in YNNPACK (AMX or AVX512-BF16) only when its left
+  operand is a row-major `[M, K]`; given `xᵀ` it folds the transpose into the dot, which then
+  converts both operands back to float32 (a `[512, 16384] x [16384, 2048]` weight gradient:
+  about 190 ms from bfloat16 operands against 36 ms from a row-major copy, on a 2-core Xeon
+  with AMX). Flattening through an optimization barrier makes the layout physical."""
+  return jax.lax.optimization_barrier(a.reshape(-1)).reshape(a.shape)
 
 
 def zero_state(batch: int, units: int) -> State:
@@ -331,6 +349,21 @@ def _recurrence_fwd(w_h, inputs, c0, h0, ms, rd, di):
   return (hs, final.c, final.h), (w_h, kept, hs, cs, acts, c0, h0, ms)
 
 
+def _stackable(a: jax.Array) -> jax.Array:
+  """A scan step's bfloat16 output as uint16 bits (others as they are), `_unstack` after.
+
+  XLA's CPU backend runs a bfloat16 dynamic-update-slice in float32, converting the whole
+  stacked `[T, ...]` array at every step (an O(T²) copy: 0.75-1.2 s per scan of
+  hierdec-mel_16bar's 256 steps in bench/step_profile.py); 16-bit integers are written in
+  place."""
+  return jax.lax.bitcast_convert_type(a, jnp.uint16) if a.dtype == jnp.bfloat16 else a
+
+
+def _unstack(a: jax.Array, dtype: str | None) -> jax.Array:
+  """The stacked outputs of `_stackable` steps back in `dtype` (None: as they are)."""
+  return a if a.dtype != jnp.uint16 else jax.lax.bitcast_convert_type(a, dtype)
+
+
 def _recurrence_bwd(rd, di, res, cts):
   """Backward through time keeping only dh @ W_hᵀ inside the scan.
 
@@ -359,15 +392,16 @@ def _recurrence_bwd(rd, di, res, cts):
       m = inp[4][:, None]
       dg = jnp.where(m, dg, 0.0)
       dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
-    return (dc_prev, dh_prev), dg
+    return (dc_prev, dh_prev), _stackable(_cast(dg, di))  # the weight gradients' dtype
 
   xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
   (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
+  dgs = _unstack(dgs, di)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
-  d_w_h = _contract_steps(h_prev, dgs.astype(w_h.dtype)).astype(w_h.dtype)
+  d_w_h = _contract_steps(h_prev, dgs, di).astype(w_h.dtype)
   if isinstance(kept, tuple):
     x, w_x, needs_dx = kept
-    d_inputs = _project_steps_bwd(di, (x, w_x, (needs_dx, (None,))), dgs)
+    d_inputs = _project_steps_bwd(di, di, (x, w_x, (needs_dx, (None,))), dgs)
   else:
     d_inputs = dgs.astype(kept.dtype)
   return d_w_h, d_inputs, d_c0.astype(c0.dtype), d_h0.astype(h0.dtype), None

@@ -1,6 +1,7 @@
 """The layer scan's hand-written backward pass equals JAX's derivative of the same recurrence."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -86,8 +87,9 @@ def test_bfloat16_matmuls_stay_close_to_float32(setting):
 
 @pytest.mark.parametrize("lead", [(3, 2), (6,)])
 def test_bfloat16_inputs_round_the_input_projection(lead):
-  """`inputs="bfloat16"` rounds x and W_x (forward) and g and W_x (x's cotangent); W_x's
-  gradient is the float32 Σ xᵀg; over steps `[T, B, in]` and for one step `[B, in]`."""
+  """`inputs="bfloat16"` rounds x and W_x (forward), g and W_x (x's cotangent), and x and g
+  for W_x's and b's gradients (Σ xᵀg, Σ g, accumulated in float32); over steps `[T, B, in]`
+  and for one step `[B, in]`."""
   k = jax.random.split(jax.random.key(2), 3)
   w = lstm.LSTMWeights(jax.random.normal(k[0], (5 + 4, 16)), jax.random.normal(k[1], (16,)))
   x = jax.random.normal(k[2], lead + (5,))
@@ -98,10 +100,12 @@ def test_bfloat16_inputs_round_the_input_projection(lead):
   np.testing.assert_allclose(y, r(x) @ r(w.w_x) + w.bias, rtol=1e-5, atol=1e-5)
   dx, dw = vjp(g)
   np.testing.assert_allclose(dx, r(g) @ r(w.w_x).T, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(dw.kernel[:5], jnp.einsum("...i,...o->io", x, g), rtol=1e-5,
+  np.testing.assert_allclose(dw.kernel[:5], jnp.einsum("...i,...o->io", r(x), r(g)), rtol=1e-5,
                              atol=1e-5)
-  np.testing.assert_allclose(dw.bias, g.reshape(-1, 16).sum(0), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw.bias, r(g).reshape(-1, 16).sum(0), rtol=1e-5, atol=1e-5)
+  assert dw.kernel.dtype == dw.bias.dtype == jnp.float32
   assert not np.allclose(dx, g @ w.w_x.T, rtol=1e-6, atol=1e-6)
+  assert not np.allclose(dw.kernel[:5], jnp.einsum("...i,...o->io", x, g), rtol=1e-6, atol=1e-6)
 
 
 def test_bfloat16_recurrent_rounds_the_step_by_step_cell():
@@ -163,3 +167,29 @@ def test_narrow_inputs_projected_inside_the_step(dtypes, ragged):
     w_wide = lstm.LSTMWeights(jax.random.normal(k[0], (2 * h, 4 * h)), w.bias)
     assert calls(inside, w_wide, wide) == 2 and calls(hoisted, w, x) == 2
     np.testing.assert_array_equal(inside(w_wide, wide)[0], hoisted(w_wide, wide)[0])
+
+
+@pytest.mark.parametrize("width", [24, 32])  # projected inside the step, and before the scan
+def test_bfloat16_backward_compiles_to_bfloat16_matmuls_written_in_place(width):
+  """Under `matmul_dtypes("bfloat16", "bfloat16")` (train.compute_dtype) every matmul of a
+  layer's forward and backward pass, weight gradients included, reaches XLA with bfloat16
+  operands (a transposed operand made XLA convert both back to float32), and the backward
+  scan's stacked bfloat16 dg_t are written in place (a bfloat16 dynamic-update-slice made
+  XLA's CPU backend convert the whole `[T, B, 4H]` array at every step)."""
+  t, b, h = 6, 16, 32
+  k = jax.random.split(jax.random.key(5), 2)
+  w = lstm.LSTMWeights(jax.random.normal(k[0], (width + h, 4 * h)), jnp.zeros((4 * h,)))
+  x = jax.random.normal(k[1], (t, b, width))
+
+  def loss(w, x):
+    with lstm.matmul_dtypes("bfloat16", "bfloat16"):
+      return jnp.sum(jnp.sin(lstm.run_layer(w, x, lstm.zero_state(b, h))[0]))
+
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(w, x).compile().as_text()
+  dtypes = dict(re.findall(r"%([\w.-]+) = (\w+)\[", hlo))  # instruction names are unique
+  dtypes.update(re.findall(r"([\w.-]+): (\w+)\[", hlo))  # and computations' parameters
+  dots = re.findall(r"= (\w+)\[[^\]]*\]\S* dot\(%([\w.-]+), %([\w.-]+)\)", hlo)
+  assert len(dots) >= 4  # h·W_hᵀ, dg·W_h, Σ hᵀdg, Σ xᵀdg at least
+  for out, lhs, rhs in dots:
+    assert (out, dtypes[lhs], dtypes[rhs]) == ("f32", "bf16", "bf16"), (lhs, rhs)
+  assert not re.search(r"dynamic-update-slice\(%convert|convert\(%dynamic.update.slice", hlo)
