@@ -65,8 +65,8 @@ def config(*, name: str, converter: str, dataset: str, encoder: str = "bidirecti
   c.train.eval_batches = 10  # 0: the whole eval split
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3
-  # float32 | bfloat16: mixed precision, the LSTM layers' matmuls from bfloat16 operands with
-  # float32 accumulation; weight gradients, gate math, params and optimizer stay float32
+  # float32 | bfloat16: mixed precision, every LSTM matmul (weight gradients included) from
+  # bfloat16 operands with float32 accumulation; gate math, params and optimizer stay float32
   c.train.compute_dtype = "float32"
   # float32 | bfloat16: the same for h·W_h only (CPU speed at small batches, where that matmul
   # is memory-bound); ignored when compute_dtype is bfloat16

@@ -37,13 +37,16 @@ def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
 
   * `inputs`: x·W_x, the input projections, and their input cotangents g·W_xᵀ;
   * `recurrent`: h·W_h, and dg·W_hᵀ in the backward pass;
-  * with `inputs` set, also the weight gradients (Σ xᵀg for W_x, Σ hᵀdg for W_h), so that
-    `train.compute_dtype` puts every LSTM matmul in it; with only `recurrent` set they take
-    float32 operands.
+  * with `inputs` set, also the weight gradients (Σ xᵀg for W_x and b, Σ hᵀdg for W_h, the
+    gates' cotangents rounded once for all three), so that `train.compute_dtype` puts every
+    LSTM matmul in it; with only `recurrent` set they take float32 operands. (`inputs` without
+    `recurrent`, which no setting gives, would round the scans' W_h gradients but not the
+    step-by-step `cell`'s.)
 
   Gate math, the dense layers (and a decoder's once-per-segment projection of its conditioning
-  vector), parameters, gradients and the optimizer stay float32 (`train.compute_dtype` sets
-  both, `train.recurrent_dtype` only `recurrent`). "float32" or None leaves a matmul as it is.
+  vector, whose cotangent a layer hands back in float32), parameters, gradients and the
+  optimizer stay float32 (`train.compute_dtype` sets both, `train.recurrent_dtype` only
+  `recurrent`). "float32" or None leaves a matmul as it is.
 
   The dtypes are read while tracing, and no jit cache key holds them: enter the context inside
   the jitted function (as `train.steps.train_step` does, its static config carrying them).
@@ -51,7 +54,7 @@ def matmul_dtypes(inputs: str | None = None, recurrent: str | None = None):
   At batch 16 with 2,048 units the recurrent matmul reads the whole `[2048, 8192]` W_h for 16
   rows of h: its speed is the memory's, and bfloat16 halves the bytes read
   (`bench/recurrent_matmul.py`); on CPUs with AVX512-BF16 a large matmul runs about twice as
-  fast in bfloat16 (`flops.matmul_rate(dtype="bfloat16")`).
+  fast in bfloat16, with AMX about five times (`flops.matmul_rate(dtype="bfloat16")`).
   """
   token = _MATMUL_DTYPES.set((_dtype_name(inputs), _dtype_name(recurrent)))
   try:
@@ -249,7 +252,7 @@ def _project_steps_bwd(dtype, wdtype, res, g):
   if needs_dx:
     dx = (g @ w_x.T if dtype is None else _matmul_nt(g, w_x.astype(dtype))).astype(x.dtype)
   if has_bias:
-    db = _cast(g, wdtype).sum(tuple(range(g.ndim - 1)), dtype=jnp.float32)  # as W_x's
+    db = _cast(g, wdtype).sum(tuple(range(g.ndim - 1)), dtype=jnp.float32).astype(w_x.dtype)
   return dx, _contract_steps(x, g, wdtype).astype(w_x.dtype), db
 
 
@@ -270,8 +273,8 @@ def _contract_steps(a: jax.Array, g: jax.Array, dtype: str | None = None) -> jax
   if jax.device_count() > 1:
     return jnp.einsum("...m,...n->mn", a, g, preferred_element_type=jnp.float32)
   a, g = a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1])
-  if dtype is not None:  # a bfloat16 matmul runs fast only from a row-major `[M, K]` (above)
-    a = _row_major(a)
+  if dtype is not None and jax.default_backend() == "cpu":  # (a bfloat16 matmul there runs
+    a = _row_major(a)  # fast only from a row-major `[M, K]`)
   return jnp.matmul(a, g, preferred_element_type=jnp.float32)
 
 
@@ -280,9 +283,10 @@ def _row_major(a: jax.Array) -> jax.Array:
 
   XLA's CPU backend runs a bfloat16 matmul in YNNPACK (AMX or AVX512-BF16) only when its left
   operand is a row-major `[M, K]`; given `xᵀ` it folds the transpose into the dot, which then
-  converts both operands back to float32 (a `[512, 16384] x [16384, 2048]` weight gradient:
-  about 190 ms from bfloat16 operands against 36 ms from a row-major copy, on a 2-core Xeon
-  with AMX). Flattening through an optimization barrier makes the layout physical."""
+  converts both operands back to float32 (a `[512, 16384] x [16384, 2048]` weight gradient on
+  a 2-core Xeon with AMX: 147-199 ms from float32 operands cast and transposed, 62-69 ms with
+  this copy, casts included). Flattening through an optimization barrier makes the layout
+  physical."""
   return jax.lax.optimization_barrier(a.reshape(-1)).reshape(a.shape)
 
 
@@ -359,9 +363,9 @@ def _stackable(a: jax.Array) -> jax.Array:
   return jax.lax.bitcast_convert_type(a, jnp.uint16) if a.dtype == jnp.bfloat16 else a
 
 
-def _unstack(a: jax.Array, dtype: str | None) -> jax.Array:
-  """The stacked outputs of `_stackable` steps back in `dtype` (None: as they are)."""
-  return a if a.dtype != jnp.uint16 else jax.lax.bitcast_convert_type(a, dtype)
+def _unstack(a: jax.Array) -> jax.Array:
+  """The stacked outputs of `_stackable` steps: uint16 bits back as bfloat16."""
+  return a if a.dtype != jnp.uint16 else jax.lax.bitcast_convert_type(a, jnp.bfloat16)
 
 
 def _recurrence_bwd(rd, di, res, cts):
@@ -376,6 +380,9 @@ def _recurrence_bwd(rd, di, res, cts):
   d_hs, d_c, d_h = (_instantiate(g) for g in cts)
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
   w_h_rd = _cast(w_h, rd)  # once, outside the scan
+  # the dg_t leave the scan in the weight gradients' dtype where only weight gradients and x's
+  # cotangent (rounded as `project` rounds it) take them; projected inputs get them in float32
+  dg_dtype = di if isinstance(kept, tuple) else None
 
   def step(carry, inp):
     dc, dh = carry
@@ -392,11 +399,11 @@ def _recurrence_bwd(rd, di, res, cts):
       m = inp[4][:, None]
       dg = jnp.where(m, dg, 0.0)
       dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
-    return (dc_prev, dh_prev), _stackable(_cast(dg, di))  # the weight gradients' dtype
+    return (dc_prev, dh_prev), _stackable(_cast(dg, dg_dtype))
 
   xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
   (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
-  dgs = _unstack(dgs, di)
+  dgs = _unstack(dgs)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
   d_w_h = _contract_steps(h_prev, dgs, di).astype(w_h.dtype)
   if isinstance(kept, tuple):

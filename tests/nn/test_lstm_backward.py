@@ -58,7 +58,7 @@ def test_gradients_match_autodiff(ragged, dtypes):
 def test_bfloat16_matmuls_stay_close_to_float32(setting):
   """`matmul_dtypes` (train.recurrent_dtype / train.compute_dtype) changes only the rounding of
   the layers' matmuls: outputs and gradients within bfloat16's precision of float32's, yet not
-  equal; W_x's and W_h's gradients stay float32."""
+  equal; every gradient is a float32 array."""
   t, b, d, h = 9, 4, 3, 16
   k = jax.random.split(jax.random.key(1), 4)
   w = lstm.LSTMWeights(0.3 * jax.random.normal(k[0], (d + h, 4 * h)),
@@ -193,3 +193,24 @@ def test_bfloat16_backward_compiles_to_bfloat16_matmuls_written_in_place(width):
   for out, lhs, rhs in dots:
     assert (out, dtypes[lhs], dtypes[rhs]) == ("f32", "bf16", "bf16"), (lhs, rhs)
   assert not re.search(r"dynamic-update-slice\(%convert|convert\(%dynamic.update.slice", hlo)
+  # the dg_t stacked as bfloat16 bits where only weight gradients and x's cotangent take them
+  stacked = re.findall(rf"= (\w+)\[{t},{b},{4 * h}\]\S* dynamic-update-slice\(", hlo)
+  assert stacked and ("u16" in stacked) == (width < h), stacked
+
+
+def test_bfloat16_keeps_the_cotangent_of_projected_inputs_float32():
+  """Under `matmul_dtypes("bfloat16", "bfloat16")` the cotangent a layer hands back to its
+  projected inputs `[T, B, 4H]` is float32, as differentiating the step-by-step cell gives it:
+  whatever else built them (a decoder's conditioning projection, in float32) is not rounded."""
+  t, b, h = 5, 3, 8
+  k = jax.random.split(jax.random.key(6), 3)
+  w = lstm.LSTMWeights(jax.random.normal(k[0], (h + h, 4 * h)), jnp.zeros((4 * h,)))
+  x_proj = jax.random.normal(k[1], (t, b, 4 * h))
+  state = lstm.State(jax.random.normal(k[2], (b, h)), jnp.zeros((b, h)))
+  mask = jnp.ones((t, b), bool)
+  loss = lambda run, xp: jnp.sum(jnp.sin(run(w, xp, state, mask)[0]))  # noqa: E731
+  with lstm.matmul_dtypes("bfloat16", "bfloat16"):
+    ours = jax.grad(functools.partial(loss, lstm.scan_layer))(x_proj)
+    ref = jax.grad(functools.partial(loss, _reference))(x_proj)
+  assert ours.dtype == jnp.float32
+  np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)
