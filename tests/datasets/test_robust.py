@@ -97,7 +97,9 @@ def test_time_limit_kills_the_worker_and_the_build_goes_on(tmp_path):
   folder.mkdir()
   for p in FOLK[:2]:
     shutil.copy(p, folder)
-  (folder / "dense.mid").write_bytes(dense_file())  # ~3.5 s of work on an idle core
+  # about 8 s of work on the fastest machine tried (the 2-core Xeon with AMX), 4x the limit;
+  # the default 3,000 notes per track took under 2 s there
+  (folder / "dense.mid").write_bytes(dense_file(notes_per_track=12000))
   _, stats, _ = datasets.prepare("midi_dir", data_dir=str(tmp_path / "d"), midi_dir=str(folder),
                                  limits=Limits(time_limit=2))
   assert stats["rejected"] == {"time limit": 1} and sum(stats["kept"].values()) == 2
