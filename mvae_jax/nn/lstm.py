@@ -305,6 +305,7 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
 
   w_h_t = _cast(w_h.T, rd)  # once, outside the scan
   w_x_di = None if w_x is None else _cast(w_x, di)
+  emit_t = _row_major_wanted(di)
 
   def step(carry, inp):
     x, m = inp if ms is not None else (inp, None)
@@ -313,10 +314,17 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
     new = _update(acts, carry.c)
     if m is not None:
       new = State(jnp.where(m[:, None], new.c, carry.c), jnp.where(m[:, None], new.h, carry.h))
-    return new, (new.h, new.c, acts)
+    out = (new.h, new.c, acts)
+    return new, out + ((_stackable(_cast(carry.h, di).T),) if emit_t else ())
 
-  final, (hs, cs, acts) = jax.lax.scan(step, State(c0, h0), xs if ms is None else (xs, ms))
-  return hs, cs, acts, final
+  final, outs = jax.lax.scan(step, State(c0, h0), xs if ms is None else (xs, ms))
+  hs, cs, acts = outs[:3]
+  return hs, cs, acts, final, (_unstack(outs[3]) if emit_t else None)
+
+
+def _row_major_wanted(dtype) -> bool:
+  """Whether weight gradients in `dtype` need row-major copies of a transposed operand."""
+  return dtype is not None and jax.default_backend() == "cpu" and jax.device_count() == 1
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
@@ -327,7 +335,7 @@ def _recurrence(w_h, inputs, c0, h0, ms, rd, di):
   project inside the step; ms `[T, B]` bool or None; `rd`, `di`: the dtypes of the recurrent
   and the input matmuls (static)."""
   xs, w_x, b = _split_inputs(inputs)
-  hs, _, _, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
+  hs, _, _, final, _ = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
   return hs, final.c, final.h
 
 
@@ -345,12 +353,12 @@ def _recurrence_fwd(w_h, inputs, c0, h0, ms, rd, di):
   w_h, inputs, c0, h0, ms = jax.tree.map(lambda a: a.value, (w_h, inputs, c0, h0, ms),
                                          is_leaf=_is_primal)
   xs, w_x, b = _split_inputs(inputs)
-  hs, cs, acts, final = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
+  hs, cs, acts, final, h_prev_t = _forward(w_h, xs, c0, h0, ms, rd, w_x, b, di)
   if w_x is None:
     kept = jnp.zeros((0,), xs.dtype)  # xs' dtype, for their cotangent
   else:
     kept = (xs, w_x, (None,) if needs_dx else ())
-  return (hs, final.c, final.h), (w_h, kept, hs, cs, acts, c0, h0, ms)
+  return (hs, final.c, final.h), (w_h, kept, hs, cs, acts, c0, h0, ms, h_prev_t)
 
 
 def _stackable(a: jax.Array) -> jax.Array:
@@ -376,7 +384,7 @@ def _recurrence_bwd(rd, di, res, cts):
   updated at every step (what differentiating the scan would do). Inputs projected inside the
   step get W_x's, b's and x's cotangents from the dg_t as `project`'s backward gives them.
   """
-  w_h, kept, hs, cs, acts, c0, h0, ms = res
+  w_h, kept, hs, cs, acts, c0, h0, ms, h_prev_t = res
   d_hs, d_c, d_h = (_instantiate(g) for g in cts)
   c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
   w_h_rd = _cast(w_h, rd)  # once, outside the scan
@@ -404,8 +412,13 @@ def _recurrence_bwd(rd, di, res, cts):
   xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
   (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
   dgs = _unstack(dgs)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
-  d_w_h = _contract_steps(h_prev, dgs, di).astype(w_h.dtype)
+  if h_prev_t is None:
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
+    d_w_h = _contract_steps(h_prev, dgs, di).astype(w_h.dtype)
+  else:  # h_{t-1}ᵀ `[T, H, B]` from the forward scan: `[H, T·B]` after a copy of B-long rows
+    a = _row_major(jnp.transpose(h_prev_t, (1, 0, 2)).reshape(h_prev_t.shape[1], -1))
+    d_w_h = jnp.matmul(a, _cast(dgs, di).reshape(-1, dgs.shape[-1]),
+                       preferred_element_type=jnp.float32).astype(w_h.dtype)
   if isinstance(kept, tuple):
     x, w_x, needs_dx = kept
     d_inputs = _project_steps_bwd(di, di, (x, w_x, (needs_dx, (None,))), dgs)
