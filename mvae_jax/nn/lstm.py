@@ -300,7 +300,8 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
   inputs' matmul dtype); ms `[T, B]` bool or None.
 
   Returns hs, cs `[T, B, H]` (the state after each step; a masked step repeats the previous
-  one), the gate activations `[T, B, 4H]` and the final c, h.
+  one), the gate activations `[T, B, 4H]`, the final c, h, and h_{t-1}ᵀ `[T, H, B]` in `di`
+  where W_h's gradient wants a row-major operand (`_row_major_wanted`; else None).
   """
 
   w_h_t = _cast(w_h.T, rd)  # once, outside the scan
