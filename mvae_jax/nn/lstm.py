@@ -183,8 +183,8 @@ def cell(w_h: jax.Array, x_proj: jax.Array, state: State) -> State:
   (Step-by-step decoding keeps the plain `h @ W_h` in float32, where the scans use
   `_matmul_nt`: at its sizes both forms ran alike; with a recurrent dtype set, h·W_h goes
   through `_project_steps`, its W_h gradient in the inputs' dtype.)"""
-  h, rd = state.h.astype(w_h.dtype), _MATMUL_DTYPES.get()[1]
-  hw = h @ w_h if rd is None else _project_steps(rd, _MATMUL_DTYPES.get()[0], h, w_h, None)
+  h, (di, rd) = state.h.astype(w_h.dtype), _MATMUL_DTYPES.get()
+  hw = h @ w_h if rd is None else _project_steps(rd, di, h, w_h, None)
   return _update(_activations(x_proj + hw), state.c)
 
 
@@ -269,13 +269,19 @@ def _contract_steps(a: jax.Array, g: jax.Array, dtype: str | None = None) -> jax
   weight gradient in full). With one device nothing is sharded, and the flattened matmul reads
   both operands as they lie, where the einsum lays `a` out anew first.
   """
-  a, g = _cast(a, dtype), _cast(g, dtype)
   if jax.device_count() > 1:
-    return jnp.einsum("...m,...n->mn", a, g, preferred_element_type=jnp.float32)
-  a, g = a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1])
-  if dtype is not None and jax.default_backend() == "cpu":  # (a bfloat16 matmul there runs
-    a = _row_major(a)  # fast only from a row-major `[M, K]`)
-  return jnp.matmul(a, g, preferred_element_type=jnp.float32)
+    return jnp.einsum("...m,...n->mn", _cast(a, dtype), _cast(g, dtype),
+                      preferred_element_type=jnp.float32)
+  return _weight_matmul(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]), dtype)
+
+
+def _weight_matmul(a_t: jax.Array, g: jax.Array, dtype: str | None) -> jax.Array:
+  """a_t `[M, K]` @ g `[K, N]` -> `[M, N]` float32, operands in `dtype` (None: as they are);
+  a_t made row-major first where a bfloat16 matmul needs it (`_row_major_wanted`)."""
+  a_t, g = _cast(a_t, dtype), _cast(g, dtype)
+  if _row_major_wanted(dtype):
+    a_t = _row_major(a_t)
+  return jnp.matmul(a_t, g, preferred_element_type=jnp.float32)
 
 
 def _row_major(a: jax.Array) -> jax.Array:
@@ -417,9 +423,8 @@ def _recurrence_bwd(rd, di, res, cts):
     h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
     d_w_h = _contract_steps(h_prev, dgs, di).astype(w_h.dtype)
   else:  # h_{t-1}ᵀ `[T, H, B]` from the forward scan: `[H, T·B]` after a copy of B-long rows
-    a = _row_major(jnp.transpose(h_prev_t, (1, 0, 2)).reshape(h_prev_t.shape[1], -1))
-    d_w_h = jnp.matmul(a, _cast(dgs, di).reshape(-1, dgs.shape[-1]),
-                       preferred_element_type=jnp.float32).astype(w_h.dtype)
+    a_t = jnp.transpose(h_prev_t, (1, 0, 2)).reshape(h_prev_t.shape[1], -1)
+    d_w_h = _weight_matmul(a_t, dgs.reshape(-1, dgs.shape[-1]), di).astype(w_h.dtype)
   if isinstance(kept, tuple):
     x, w_x, needs_dx = kept
     d_inputs = _project_steps_bwd(di, di, (x, w_x, (needs_dx, (None,))), dgs)
