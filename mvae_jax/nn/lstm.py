@@ -393,16 +393,22 @@ def _recurrence_bwd(rd, di, res, cts):
   """
   w_h, kept, hs, cs, acts, c0, h0, ms, h_prev_t = res
   d_hs, d_c, d_h = (_instantiate(g) for g in cts)
-  c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
   w_h_rd = _cast(w_h, rd)  # once, outside the scan
   # the dg_t leave the scan in the weight gradients' dtype where only weight gradients and x's
   # cotangent (rounded as `project` rounds it) take them; projected inputs get them in float32
   dg_dtype = di if isinstance(kept, tuple) else None
+  # float32 dg_t overwrite the gate activations they come from, step by step: no second
+  # `[T, B, 4H]` array, nor its initialisation (a copy of zeros)
+  in_place = _stackable(jnp.zeros((), dg_dtype or acts.dtype)).dtype == acts.dtype
 
-  def step(carry, inp):
-    dc, dh = carry
-    dh_out, a, c, cp = inp[:4]
-    dh = dh + dh_out
+  def step(k, carry):
+    dc, dh, out, a = carry  # a: a_t, read before its slot of `out` was overwritten
+    t = acts.shape[0] - 1 - k  # backward in time
+    at = functools.partial(jax.lax.dynamic_index_in_dim, index=t, keepdims=False)
+    before = functools.partial(jax.lax.dynamic_index_in_dim, index=jnp.maximum(t - 1, 0),
+                               keepdims=False)
+    c, cp = at(cs), jnp.where(t > 0, before(cs), c0)
+    dh = dh + at(d_hs)
     i, j, f, o = jnp.split(a, 4, axis=-1)
     tc = jnp.tanh(c)
     dc_tot = dc + dh * o * (1 - tc * tc)
@@ -411,13 +417,17 @@ def _recurrence_bwd(rd, di, res, cts):
     dh_prev = _matmul_nt(dg, w_h_rd)  # dg @ W_hᵀ
     dc_prev = dc_tot * f
     if ms is not None:  # a masked step passed its state through unchanged
-      m = inp[4][:, None]
+      m = at(ms)[:, None]
       dg = jnp.where(m, dg, 0.0)
       dh_prev, dc_prev = jnp.where(m, dh_prev, dh), jnp.where(m, dc_prev, dc)
-    return (dc_prev, dh_prev), _stackable(_cast(dg, dg_dtype))
+    out = jax.lax.dynamic_update_index_in_dim(out, _stackable(_cast(dg, dg_dtype)), t, 0)
+    # a_{t-1} from the updated buffer: every read of a slot follows the writes before it, so
+    # the buffer is updated in place (reading a_t inside the step's fusions, XLA copied the
+    # whole buffer twice per step)
+    return dc_prev, dh_prev, out, before(out if in_place else acts)
 
-  xs = (d_hs, acts, cs, c_prev) + (() if ms is None else (ms,))
-  (d_c0, d_h0), dgs = jax.lax.scan(step, (d_c, d_h), xs, reverse=True)
+  out = acts if in_place else _stackable(jnp.zeros(acts.shape, dg_dtype or acts.dtype))
+  d_c0, d_h0, dgs, _ = jax.lax.fori_loop(0, acts.shape[0], step, (d_c, d_h, out, acts[-1]))
   dgs = _unstack(dgs)
   if h_prev_t is None:
     h_prev = jnp.concatenate([h0[None], hs[:-1]], 0).astype(w_h.dtype)
