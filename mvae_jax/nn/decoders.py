@@ -160,7 +160,7 @@ def teacher_forced(w: CoreWeights, cond: jax.Array, prev: jax.Array,
                    depths: Sequence[int]) -> jax.Array:
   """Logits `[N, T, ΣD]` given the previous tokens `prev` `[N, T, S]` and cond `[N, C]`."""
   prev = jnp.swapaxes(prev, 0, 1)  # time-major: only the narrow labels and logits are transposed
-  proj = token_projection(w, prev, depths) + cond_projection(w, cond, depths)[None]
+  proj = lstm.add_every_step(token_projection(w, prev, depths), cond_projection(w, cond, depths))
   hs, _ = lstm.scan_stack(w.cells, proj, initial_state(w, cond))
   return jnp.swapaxes(logits_of(w, hs), 0, 1)
 

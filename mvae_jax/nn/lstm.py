@@ -296,6 +296,28 @@ def _row_major(a: jax.Array) -> jax.Array:
   return jax.lax.optimization_barrier(a.reshape(-1)).reshape(a.shape)
 
 
+@jax.custom_vjp
+def add_every_step(xs: jax.Array, c: jax.Array) -> jax.Array:
+  """xs `[T, ...]` + c `[...]` at every step (a decoder's constant conditioning term).
+
+  c's cotangent, Σ_t g_t, is a matmul with a vector of ones: XLA's CPU backend summed a leading
+  axis alone at about 1 GB/s (a `[32, 512, 1024]` float32 array: 70 ms, 138 ms of a
+  teacher-forced cat-mel_2bar_small step at batch 512 in bench/step_profile.py; as this
+  matmul 1.6 ms)."""
+  return xs + c[None]
+
+
+def _add_every_step_fwd(xs, c):
+  return xs + c[None], None
+
+
+def _add_every_step_bwd(_, g):
+  return g, jnp.einsum("t,t...->...", jnp.ones(g.shape[:1], g.dtype), g)
+
+
+add_every_step.defvjp(_add_every_step_fwd, _add_every_step_bwd)
+
+
 def zero_state(batch: int, units: int) -> State:
   return State(jnp.zeros((batch, units), jnp.float32), jnp.zeros((batch, units), jnp.float32))
 

@@ -235,3 +235,23 @@ def test_bfloat16_keeps_the_cotangent_of_projected_inputs_float32():
     ref = jax.grad(functools.partial(loss, _reference))(x_proj)
   assert ours.dtype == jnp.float32
   np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)
+
+
+def test_add_every_step_sums_the_cotangent_over_steps_as_a_matmul():
+  """`add_every_step` (a teacher-forced decoder's conditioning, added at every step) has the
+  gradient of `xs + c[None]`, and its c-cotangent compiles to a dot, not a reduction of the
+  leading axis alone (XLA's CPU backend ran that at about 1 GB/s: 138 ms of a teacher-forced
+  cat-mel_2bar_small step at batch 512)."""
+  k = jax.random.split(jax.random.key(8), 3)
+  xs, c = jax.random.normal(k[0], (7, 5, 12)), jax.random.normal(k[1], (5, 12))
+  u = jax.random.normal(k[2], (7, 5, 12))
+  loss = lambda add, xs, c: jnp.sum(u * jnp.sin(add(xs, c)))  # noqa: E731
+  plain = lambda xs, c: xs + c[None]  # noqa: E731
+  ours = jax.grad(functools.partial(loss, lstm.add_every_step), argnums=(0, 1))(xs, c)
+  ref = jax.grad(functools.partial(loss, plain), argnums=(0, 1))(xs, c)
+  for a, b in zip(ours, ref):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+  grad_c = lambda add: jax.jit(jax.grad(functools.partial(loss, add), argnums=1))  # noqa: E731
+  assert "dimensions={0}" in grad_c(plain).lower(xs, c).compile().as_text()  # the judge
+  hlo = grad_c(lstm.add_every_step).lower(xs, c).compile().as_text()
+  assert not re.search(r"reduce\(.*dimensions=\{0\}", hlo) and "dot(" in hlo
