@@ -58,7 +58,8 @@ READER_OPTIONS = "readahead_buffer_size:0,index_storage_option:in_memory"
 class Piece:
   """One piece of music: `id` is unique and stable; `split_key` (the source file) picks its split;
   `load(payload, limits)` -> NoteSequence, raising MusicFileError with a one-line reason;
-  `file`: the file it is read from (its size and mtime go into the inputs' fingerprint);
+  `file`: the file it is read from (its size, mtime and content go into the inputs'
+  fingerprint);
   `precheck(payload)`: optional, cheap and safe, raises MusicFileError for a piece not worth
   loading (run in the build's own process, before any worker is asked to load it)."""
 
@@ -139,30 +140,60 @@ def _pool_failure(piece: Piece, reason: str, detail: str) -> dict:
   return _rejected(piece, reason, f"{piece.source}: {detail}")
 
 
-def _file_state(path: str) -> list:
+def _digest(path: str) -> str:
+  h = hashlib.sha256()
+  try:
+    with open(path, "rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+  except OSError:
+    return ""
+  return h.hexdigest()
+
+
+def _stat(path: str) -> tuple[int, int]:
   try:
     st = os.stat(path)
-    return [path, st.st_size, st.st_mtime_ns]
+    return st.st_size, st.st_mtime_ns
   except OSError:
-    return [path, -1, -1]
+    return -1, -1
+
+
+def _root(files: list[str]) -> str:
+  return os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
 
 
 def fingerprint(files: Iterable[str]) -> dict:
-  """The inputs' fingerprint: every file's (path, size, mtime in ns), sorted, and their sha256."""
-  entries = sorted(_file_state(f) for f in set(files))
+  """The inputs' fingerprint: every file's path relative to their common folder, size, mtime in
+  ns and content sha256, sorted; the folder and a sha256 of it all."""
+  files = sorted(set(files))
+  root = _root(files)
+  entries = [[os.path.relpath(f, root), *_stat(f), _digest(f)] for f in files]
   digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
-  return {"sha256": digest, "files": entries}
+  return {"sha256": digest, "root": root, "files": entries}
 
 
-def fingerprint_change(old: dict, new: dict) -> str:
-  """'' when equal, else e.g. '3 files added, 1 removed, 2 changed'."""
-  if old.get("sha256") == new["sha256"]:
-    return ""
-  a = {p: (s, m) for p, s, m in old.get("files", [])}
-  b = {p: (s, m) for p, s, m in new["files"]}
-  added, removed = len(b.keys() - a.keys()), len(a.keys() - b.keys())
-  changed = sum(a[p] != b[p] for p in a.keys() & b.keys())
-  return f"files added {added}, removed {removed}, changed {changed}"
+def fingerprint_change(old: dict, files: Iterable[str]) -> str:
+  """'' when `files` are as fingerprinted in `old`, else e.g. 'files added 3, removed 1,
+  changed 2'. Files are matched by their path below the common folder (a corpus installed
+  elsewhere is the same corpus); one whose mtime moved counts as changed only if its content
+  did (a reinstall rewrites every file as it was). Only such files are read."""
+  files = sorted(set(files))
+  root = _root(files)
+  now = {os.path.relpath(f, root): f for f in files}
+  old_root = old.get("root", _root([e[0] for e in old.get("files", [])]))  # before: absolute
+  was = {os.path.relpath(e[0], old_root) if os.path.isabs(e[0]) else e[0]: e[1:]
+         for e in old.get("files", [])}
+  added, removed = len(now.keys() - was.keys()), len(was.keys() - now.keys())
+  changed = 0
+  for rel in now.keys() & was.keys():
+    size, mtime = _stat(now[rel])
+    old_size, old_mtime, *old_digest = was[rel]
+    if size != old_size or (mtime != old_mtime and old_digest != [_digest(now[rel])]):
+      changed += 1
+  if added or removed or changed:
+    return f"files added {added}, removed {removed}, changed {changed}"
+  return ""
 
 
 class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
@@ -372,7 +403,7 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
     with open(path) as f:
       old = json.load(f)
     try:
-      return fingerprint_change(old, fingerprint(self.input_files()))
+      return fingerprint_change(old, self.input_files())
     except MusicFileError as e:  # the folder is gone
       return str(e)
 

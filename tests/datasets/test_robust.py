@@ -152,6 +152,31 @@ def test_stale_data_is_never_used_silently_and_rebuild_rebuilds(tmp_path, capsys
   assert "warning" not in r.stderr
 
 
+def test_rewritten_or_moved_inputs_with_the_same_content_are_not_stale(tmp_path):
+  """A reinstall rewrites the default corpus with new mtimes, often in another place (a fresh
+  clone's virtual environment): the data set prepared from it is not stale. Changed content
+  is, even at the same size and mtime order."""
+  from mvae_jax.datasets import _base  # noqa: PLC0415
+  a, b = tmp_path / "a" / "corpus", tmp_path / "b" / "elsewhere"
+  for d in (a / "x", b / "x"):
+    d.mkdir(parents=True)
+  for p in FOLK[:3]:
+    shutil.copy(p, a / "x")
+  old = _base.fingerprint(str(p) for p in (a / "x").iterdir())
+  for p in FOLK[:3]:
+    shutil.copy(p, b / "x")  # new mtimes, another folder
+    os.utime(b / "x" / os.path.basename(p), ns=(1, 1))
+  moved = [str(p) for p in (b / "x").iterdir()]
+  assert _base.fingerprint_change(old, moved) == ""
+  victim = b / "x" / os.path.basename(FOLK[1])
+  body = bytearray(victim.read_bytes())
+  body[-5] ^= 1
+  victim.write_bytes(bytes(body))
+  assert _base.fingerprint_change(old, moved) == "files added 0, removed 0, changed 1"
+  rest = [m for m in moved if m != str(victim)]
+  assert _base.fingerprint_change(old, rest) == "files added 0, removed 1, changed 0"
+
+
 def test_an_unlistable_folder_is_a_rejection_not_a_silent_skip(tmp_path):
   folder = tmp_path / "deep"
   folder.mkdir()
