@@ -103,7 +103,7 @@ def _quiet_logs():
 
 
 def _train(args, overrides) -> int:
-  cfg = _load_config(args.config, overrides)
+  cfg = _load_config(_config_spec(args), overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop, sharding  # noqa: PLC0415
@@ -119,8 +119,14 @@ def _train(args, overrides) -> int:
   return 0
 
 
+def _config_spec(args) -> str:
+  """--config, else the config --workdir was trained with (resuming, evaluating)."""
+  saved = os.path.join(args.workdir, "config.json")  # checkpoints.CONFIG_FILE, without JAX
+  return args.config or (saved if os.path.exists(saved) else "")
+
+
 def _eval(args, overrides) -> int:
-  cfg = _load_config(args.config, overrides)
+  cfg = _load_config(_config_spec(args), overrides)
   _quiet_logs()
   from mvae_jax.data import DataError  # noqa: PLC0415
   from mvae_jax.train import loop  # noqa: PLC0415
@@ -290,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=helptext,
                        epilog="Override any config key with --config.KEY=VALUE.")
     p.add_argument("--config", default="",
-                   help="experiment name, path to its .py file, or a workdir's config.json")
+                   help="experiment name, path to its .py file, or a workdir's config.json "
+                   "(default: the --workdir's own, when it has one)")
     p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard logs, config")
     if name == "train":
       p.add_argument("--coordinator", default="", help="multi-host: jax.distributed address")

@@ -218,6 +218,15 @@ def test_eval_flags_and_the_hint_for_a_checkpoint_of_another_config(trained, dat
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and f"--config {saved}" in err, err
   assert cli.main(["eval", "--config", saved, "--workdir", trained]) == 0  # the hint, tried
+  capsys.readouterr()
+  # same shapes, another encoding: refused, where it used to be evaluated silently
+  assert cli.main(["eval", "--workdir", trained, "--config.data.converter=mel_16bar"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert "data.converter: 'mel_2bar' -> 'mel_16bar'" in err and f"--config {saved}" in err, err
+  # no --config: the workdir's own; another loss weighting is allowed, and noted
+  assert cli.main(["eval", "--workdir", trained, "--config.loss.free_bits=48"]) == 0
+  out, err = capsys.readouterr()
+  assert '"step": 40' in out and "loss.free_bits" in err and "note" in err, (out, err)
 
 
 def test_bad_invocations_get_one_true_line(trained, tmp_path, capsys):

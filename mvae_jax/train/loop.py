@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 
 import grain
@@ -63,19 +64,14 @@ def check_workdir(cfg, workdir: str) -> None:
     os.remove(probe)
   except OSError as e:
     raise TrainError(f"--workdir {workdir}: not writable ({e.strerror}); choose another folder")
-  new = _flat(json.loads(cfg.to_json()))
   try:
     saved = checkpoints.read_config_dict(workdir)
   except ValueError as e:  # config.json unreadable
     raise TrainError(str(e)) from None
-  if saved is not None:
-    old = _flat(saved)
-    diff = sorted(k for k in set(old) | set(new)
-                  if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
-    if diff:
-      shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-      raise TrainError(f"--workdir {workdir} holds a run of another config ({shown}); resume with "
-                       "the same config or use a new --workdir")
+  diff = [] if saved is None else _what_differs(saved, cfg)
+  if diff:
+    raise TrainError(f"--workdir {workdir} holds a run of another config ({', '.join(diff[:4])}); "
+                     "resume with the same config or use a new --workdir")
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -300,8 +296,36 @@ def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None =
     raise TrainError(str(e)) from None
 
 
+def _what_differs(saved: dict, cfg, keys=None) -> list[str]:
+  """'key: saved -> cfg's' for the (flattened) keys that differ, all or those starting with
+  one of `keys`, except RESUMABLE_KEYS."""
+  old, new = _flat(saved), _flat(json.loads(cfg.to_json()))
+  diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS
+                and (keys is None or k.startswith(keys)) and old.get(k) != new.get(k))
+  return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff]
+
+
+# what a checkpoint's parameters mean: the model and its encoding (data sets, splits, batches
+# and the loss's weighting may vary; a loss unlike the training's is noted on stderr)
+EVAL_KEYS = ("model.", "data.converter")
+
+
 def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = None) -> dict:
-  """Held-out metrics of a checkpoint; printed by the CLI and written to eval_<step>.json."""
+  """Held-out metrics of a checkpoint; printed by the CLI and written to eval_<step>.json.
+  `cfg` must agree with the workdir's config on EVAL_KEYS."""
+  try:
+    saved = checkpoints.read_config_dict(workdir)
+  except ValueError as e:  # config.json unreadable
+    raise TrainError(str(e)) from None
+  own = os.path.join(workdir, checkpoints.CONFIG_FILE)
+  diff = [] if saved is None else _what_differs(saved, cfg, EVAL_KEYS)
+  if diff:
+    raise TrainError(f"--workdir {workdir} was trained with another config ({', '.join(diff[:4])})"
+                     f"; evaluate it with its own: --config {own}")
+  loss = [] if saved is None else _what_differs(saved, cfg, ("loss.",))
+  if loss:
+    print(f"mvae: note: evaluating with a loss unlike the training's ({', '.join(loss)}; "
+          f"trained with {own})", file=sys.stderr)
   run = Run(cfg)
   params, step = restore_params(cfg, workdir, step, run)
   windows = run.windows(split or cfg.data.eval_split)
