@@ -163,37 +163,45 @@ def _root(files: list[str]) -> str:
   return os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
 
 
-def fingerprint(files: Iterable[str]) -> dict:
-  """The inputs' fingerprint: every file's path relative to their common folder, size, mtime in
-  ns and content sha256, sorted; the folder and a sha256 of it all."""
-  files = sorted(set(files))
-  root = _root(files)
-  entries = [[os.path.relpath(f, root), *_stat(f), _digest(f)] for f in files]
+def _sealed(root: str, entries: list) -> dict:
+  entries = sorted(entries)
   digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
   return {"sha256": digest, "root": root, "files": entries}
 
 
-def fingerprint_change(old: dict, files: Iterable[str]) -> str:
-  """'' when `files` are as fingerprinted in `old`, else e.g. 'files added 3, removed 1,
-  changed 2'. Files are matched by their path below the common folder (a corpus installed
-  elsewhere is the same corpus); one whose mtime moved counts as changed only if its content
-  did (a reinstall rewrites every file as it was). Only such files are read."""
+def fingerprint(files: Iterable[str], root: str | None = None) -> dict:
+  """The inputs' fingerprint: every file's path relative to `root` (default: their common
+  folder), size, mtime in ns and content sha256, sorted; the root and a sha256 of it all."""
   files = sorted(set(files))
-  root = _root(files)
+  root = _root(files) if root is None else root
+  return _sealed(root, [[os.path.relpath(f, root), *_stat(f), _digest(f)] for f in files])
+
+
+def fingerprint_change(old: dict, files: Iterable[str],
+                       root: str | None = None) -> tuple[str, dict]:
+  """('' when `files` are as fingerprinted in `old`, else e.g. 'files added 3, removed 1,
+  changed 2'; their fingerprint now). Files are matched by their path below `root` (default:
+  their common folder), so a corpus installed elsewhere is the same corpus; one whose mtime
+  moved counts as changed only if its content did (a reinstall rewrites every file as it was).
+  Only such files are read."""
+  files = sorted(set(files))
+  root = _root(files) if root is None else root
   now = {os.path.relpath(f, root): f for f in files}
   old_root = old.get("root", _root([e[0] for e in old.get("files", [])]))  # before: absolute
   was = {os.path.relpath(e[0], old_root) if os.path.isabs(e[0]) else e[0]: e[1:]
          for e in old.get("files", [])}
+  entries, changed = [], 0
+  for rel, path in now.items():
+    size, mtime = _stat(path)
+    old_size, old_mtime, *old_digest = was.get(rel, (None, None))
+    same = (size, mtime) == (old_size, old_mtime)
+    digest = old_digest[0] if same and old_digest else _digest(path)
+    changed += rel in was and not same and (size != old_size or [digest] != old_digest)
+    entries.append([rel, size, mtime, digest])
   added, removed = len(now.keys() - was.keys()), len(was.keys() - now.keys())
-  changed = 0
-  for rel in now.keys() & was.keys():
-    size, mtime = _stat(now[rel])
-    old_size, old_mtime, *old_digest = was[rel]
-    if size != old_size or (mtime != old_mtime and old_digest != [_digest(now[rel])]):
-      changed += 1
-  if added or removed or changed:
-    return f"files added {added}, removed {removed}, changed {changed}"
-  return ""
+  what = (f"files added {added}, removed {removed}, changed {changed}"
+          if added or removed or changed else "")
+  return what, _sealed(root, entries)
 
 
 class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
@@ -224,6 +232,10 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
   def input_files(self) -> list[str]:
     """The files the data set is built from (their fingerprint tells when it is stale)."""
     return sorted({p.file for p in self._pieces() if p.file})
+
+  def input_root(self) -> str | None:
+    """The folder the input files' paths are recorded below (None: their common folder)."""
+    return None
 
   # --- TFDS -------------------------------------------------------------------------------
 
@@ -388,7 +400,7 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
       w.writerow(("path", "reason", "detail"))
       w.writerows(rows)
     with open(os.path.join(self.data_dir, INPUTS_FILE), "w") as f:
-      json.dump(fingerprint(self.input_files()), f)
+      json.dump(fingerprint(self.input_files(), self.input_root()), f)
     with open(os.path.join(self.data_dir, STATS_FILE), "w") as f:
       json.dump(self._stats, f, indent=1, sort_keys=True)
 
@@ -403,9 +415,18 @@ class NoteSequenceBuilder(tfds.core.GeneratorBasedBuilder):
     with open(path) as f:
       old = json.load(f)
     try:
-      return fingerprint_change(old, self.input_files())
+      what, now = fingerprint_change(old, self.input_files(), self.input_root())
     except MusicFileError as e:  # the folder is gone
       return str(e)
+    if not what and now["sha256"] != old.get("sha256"):  # same contents, new mtimes or place:
+      try:  # recorded, so that they are not read again at every start (best effort)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+          json.dump(now, f)
+        os.replace(tmp, path)
+      except OSError:
+        pass
+    return what
 
   def rejected_file(self) -> str:
     return os.path.join(self.data_dir, REJECTED_FILE)

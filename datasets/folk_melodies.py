@@ -97,6 +97,9 @@ class FolkMelodies(NoteSequenceBuilder):
                   if os.path.isdir(os.path.join(corpus, c))
                   for f in os.listdir(os.path.join(corpus, c)) if f.endswith(".abc"))
 
+  def input_root(self):
+    return music21_corpus_dir()
+
   def _pieces(self):
     if not music_io.abc2midi_available():
       raise MusicFileError("folk_melodies: abc2midi is not installed; install Debian's abcmidi "

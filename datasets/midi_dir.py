@@ -48,6 +48,9 @@ class MidiDir(NoteSequenceBuilder):
   def input_files(self):
     return music_io.find_midi_files(self.builder_config.midi_dir, [])
 
+  def input_root(self):
+    return self.builder_config.midi_dir
+
   def _what(self) -> str:
     return self.builder_config.midi_dir
 

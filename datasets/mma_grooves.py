@@ -103,6 +103,9 @@ class MmaGrooves(NoteSequenceBuilder):
     return sorted(os.path.join(d, f) for d, _, files in os.walk(MMA_LIB) for f in files
                   if f.endswith(".mma"))
 
+  def input_root(self):
+    return MMA_LIB
+
   def _pieces(self):
     if not shutil.which("mma") or not os.path.isdir(MMA_LIB):
       raise MusicFileError("mma_grooves: Debian's mma is not installed; apt-get install -y mma, "

@@ -122,7 +122,11 @@ def _train(args, overrides) -> int:
 def _config_spec(args) -> str:
   """--config, else the config --workdir was trained with (resuming, evaluating)."""
   saved = os.path.join(args.workdir, "config.json")  # checkpoints.CONFIG_FILE, without JAX
-  return args.config or (saved if os.path.exists(saved) else "")
+  if args.config or os.path.exists(saved):
+    return args.config or saved
+  raise UserError(f"--config is required: --workdir {args.workdir} holds no run (no "
+                  "config.json); give an experiment name (e.g. cat-mel_2bar_small_tiny) or a path "
+                  "(experiments/cat-mel_2bar_small_tiny.py)")
 
 
 def _eval(args, overrides) -> int:

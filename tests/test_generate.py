@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -222,11 +223,15 @@ def test_eval_flags_and_the_hint_for_a_checkpoint_of_another_config(trained, dat
   # same shapes, another encoding: refused, where it used to be evaluated silently
   assert cli.main(["eval", "--workdir", trained, "--config.data.converter=mel_16bar"]) == 2
   err = capsys.readouterr().err.strip()
-  assert "data.converter: 'mel_2bar' -> 'mel_16bar'" in err and f"--config {saved}" in err, err
-  # no --config: the workdir's own; another loss weighting is allowed, and noted
+  assert "data.converter: 'mel_2bar' -> 'mel_16bar'" in err and saved in err, err
+  assert "without overriding model.* or data.converter" in err, err
+  # no --config: the workdir's own; another loss weighting is allowed, noted and recorded
   assert cli.main(["eval", "--workdir", trained, "--config.loss.free_bits=48"]) == 0
   out, err = capsys.readouterr()
   assert '"step": 40' in out and "loss.free_bits" in err and "note" in err, (out, err)
+  with open(os.path.join(trained, "eval_40.json")) as f:
+    assert json.load(f)["loss_unlike_training"] == {
+        "loss.free_bits": {"trained": 0.0, "evaluated": 48.0}}
 
 
 def test_bad_invocations_get_one_true_line(trained, tmp_path, capsys):

@@ -298,21 +298,24 @@ def _row_major(a: jax.Array) -> jax.Array:
 
 @jax.custom_vjp
 def add_every_step(xs: jax.Array, c: jax.Array) -> jax.Array:
-  """xs `[T, ...]` + c `[...]` at every step (a decoder's constant conditioning term).
+  """xs `[T, ...]` + c at every step, c shaped as one step `xs[0]` (a decoder's constant
+  conditioning term).
 
-  c's cotangent, Σ_t g_t, is a matmul with a vector of ones: XLA's CPU backend summed a leading
-  axis alone at about 1 GB/s (a `[32, 512, 1024]` float32 array: 70 ms, 138 ms of a
-  teacher-forced cat-mel_2bar_small step at batch 512 in bench/step_profile.py; as this
-  matmul 1.6 ms)."""
+  c's cotangent, Σ_t g_t, is summed step by step in a loop: XLA's CPU backend summed a leading
+  axis alone at about 1 GB/s (a `[32, 512, 1024]` float32 array: 74 ms, 138 ms of a
+  teacher-forced cat-mel_2bar_small step at batch 512 in bench/step_profile.py; this loop 2.6
+  ms; a product with a vector of ones ran in 1.6 ms but would count as matmul FLOPs)."""
+  assert c.shape == xs.shape[1:], (c.shape, xs.shape)
   return xs + c[None]
 
 
 def _add_every_step_fwd(xs, c):
-  return xs + c[None], None
+  return add_every_step(xs, c), (jnp.zeros((0,), xs.dtype), jnp.zeros((0,), c.dtype))
 
 
-def _add_every_step_bwd(_, g):
-  return g, jnp.einsum("t,t...->...", jnp.ones(g.shape[:1], g.dtype), g)
+def _add_every_step_bwd(dtypes, g):  # dtypes: empty arrays of xs' and c's dtypes
+  total = jax.lax.fori_loop(1, g.shape[0], lambda t, acc: acc + g[t], g[0])
+  return g.astype(dtypes[0].dtype), total.astype(dtypes[1].dtype)
 
 
 add_every_step.defvjp(_add_every_step_fwd, _add_every_step_bwd)
@@ -420,8 +423,9 @@ def _recurrence_bwd(rd, di, res, cts):
   # cotangent (rounded as `project` rounds it) take them; projected inputs get them in float32
   dg_dtype = di if isinstance(kept, tuple) else None
   # float32 dg_t overwrite the gate activations they come from, step by step: no second
-  # `[T, B, 4H]` array, nor its initialisation (a copy of zeros)
-  in_place = _stackable(jnp.zeros((), dg_dtype or acts.dtype)).dtype == acts.dtype
+  # `[T, B, 4H]` array, nor its initialisation (a copy of zeros); bfloat16 ones (stacked as
+  # uint16 bits, `_stackable`) get their own narrower array
+  in_place = jnp.dtype(dg_dtype or acts.dtype) == acts.dtype
 
   def step(k, carry):
     dc, dh, out, a = carry  # a: a_t, read before its slot of `out` was overwritten

@@ -68,9 +68,9 @@ def check_workdir(cfg, workdir: str) -> None:
     saved = checkpoints.read_config_dict(workdir)
   except ValueError as e:  # config.json unreadable
     raise TrainError(str(e)) from None
-  diff = [] if saved is None else _what_differs(saved, cfg)
+  diff = _differing(saved, cfg) if saved is not None else {}
   if diff:
-    raise TrainError(f"--workdir {workdir} holds a run of another config ({', '.join(diff[:4])}); "
+    raise TrainError(f"--workdir {workdir} holds a run of another config ({_shown(diff)}); "
                      "resume with the same config or use a new --workdir")
 
 
@@ -296,36 +296,42 @@ def restore_params(cfg, workdir: str, step: int | None = None, run: Run | None =
     raise TrainError(str(e)) from None
 
 
-def _what_differs(saved: dict, cfg, keys=None) -> list[str]:
-  """'key: saved -> cfg's' for the (flattened) keys that differ, all or those starting with
-  one of `keys`, except RESUMABLE_KEYS."""
+def _differing(saved: dict, cfg, wanted=lambda k: True) -> dict:
+  """{key: (saved value, cfg's)} for the flattened keys `wanted` that differ, but for
+  RESUMABLE_KEYS."""
   old, new = _flat(saved), _flat(json.loads(cfg.to_json()))
-  diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS
-                and (keys is None or k.startswith(keys)) and old.get(k) != new.get(k))
-  return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff]
+  return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+          if k not in RESUMABLE_KEYS and wanted(k) and old.get(k) != new.get(k)}
 
 
-# what a checkpoint's parameters mean: the model and its encoding (data sets, splits, batches
-# and the loss's weighting may vary; a loss unlike the training's is noted on stderr)
-EVAL_KEYS = ("model.", "data.converter")
+def _shown(diff: dict, most: int = 4) -> str:
+  return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:most])
+
+
+def _defines_the_params(key: str) -> bool:
+  """What a checkpoint's parameters mean: its model and its encoding (the data set, split,
+  batch and the loss's weighting may differ in evaluation)."""
+  return key.startswith("model.") or key == "data.converter"
 
 
 def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = None) -> dict:
-  """Held-out metrics of a checkpoint; printed by the CLI and written to eval_<step>.json.
-  `cfg` must agree with the workdir's config on EVAL_KEYS."""
+  """Held-out metrics of a checkpoint; printed by the CLI and written to eval_<step>.json
+  (with `loss_unlike_training` where the loss's settings differ from the training's). `cfg`
+  must agree with the workdir's config where `_defines_the_params`."""
   try:
-    saved = checkpoints.read_config_dict(workdir)
+    saved = checkpoints.read_config_dict(workdir) or {}
   except ValueError as e:  # config.json unreadable
     raise TrainError(str(e)) from None
-  own = os.path.join(workdir, checkpoints.CONFIG_FILE)
-  diff = [] if saved is None else _what_differs(saved, cfg, EVAL_KEYS)
+  diff = _differing(saved, cfg, _defines_the_params) if saved else {}
   if diff:
-    raise TrainError(f"--workdir {workdir} was trained with another config ({', '.join(diff[:4])})"
-                     f"; evaluate it with its own: --config {own}")
-  loss = [] if saved is None else _what_differs(saved, cfg, ("loss.",))
-  if loss:
-    print(f"mvae: note: evaluating with a loss unlike the training's ({', '.join(loss)}; "
-          f"trained with {own})", file=sys.stderr)
+    raise TrainError(f"--workdir {workdir} was trained with another model or encoding "
+                     f"({_shown(diff)}); evaluate it with its own config, --config "
+                     f"{os.path.join(workdir, checkpoints.CONFIG_FILE)} (the default without "
+                     "--config), without overriding model.* or data.converter")
+  loss = _differing(saved, cfg, lambda k: k.startswith("loss.")) if saved else {}
+  if loss and jax.process_index() == 0:
+    print(f"mvae: note: evaluating with a loss unlike the training's ({_shown(loss, 99)})",
+          file=sys.stderr)
   run = Run(cfg)
   params, step = restore_params(cfg, workdir, step, run)
   windows = run.windows(split or cfg.data.eval_split)
@@ -333,6 +339,9 @@ def evaluate(cfg, workdir: str, step: int | None = None, split: str | None = Non
     raise TrainError(f"data set {cfg.data.dataset}: split {split or cfg.data.eval_split} has no "
                      f"{cfg.data.converter} windows; evaluate on another --split")
   result = {"step": step} | run.evaluate(params, windows, 0)
+  if loss:
+    result["loss_unlike_training"] = {k: {"trained": a, "evaluated": b}
+                                      for k, (a, b) in loss.items()}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f"eval_{step}.json"), "w") as f:
       json.dump(result, f, indent=1)

@@ -155,26 +155,46 @@ def test_stale_data_is_never_used_silently_and_rebuild_rebuilds(tmp_path, capsys
 def test_rewritten_or_moved_inputs_with_the_same_content_are_not_stale(tmp_path):
   """A reinstall rewrites the default corpus with new mtimes, often in another place (a fresh
   clone's virtual environment): the data set prepared from it is not stale. Changed content
-  is, even at the same size and mtime order."""
+  is, even at the same size; a folder emptied of its files changes no other file's name."""
   from mvae_jax.datasets import _base  # noqa: PLC0415
   a, b = tmp_path / "a" / "corpus", tmp_path / "b" / "elsewhere"
-  for d in (a / "x", b / "x"):
+  for d in (a / "x", a / "y", b / "x", b / "y"):
     d.mkdir(parents=True)
-  for p in FOLK[:3]:
-    shutil.copy(p, a / "x")
-  old = _base.fingerprint(str(p) for p in (a / "x").iterdir())
-  for p in FOLK[:3]:
-    shutil.copy(p, b / "x")  # new mtimes, another folder
-    os.utime(b / "x" / os.path.basename(p), ns=(1, 1))
-  moved = [str(p) for p in (b / "x").iterdir()]
-  assert _base.fingerprint_change(old, moved) == ""
+  for sub, p in zip("xxy", FOLK[:3]):
+    shutil.copy(p, a / sub)
+    shutil.copy(p, b / sub)  # new mtimes, another folder
+    os.utime(b / sub / os.path.basename(p), ns=(1, 1))
+  listed = lambda root: sorted(str(p) for p in root.glob("*/*"))  # noqa: E731
+  old = _base.fingerprint(listed(a), str(a))
+  assert _base.fingerprint_change(old, listed(b), str(b))[0] == ""
   victim = b / "x" / os.path.basename(FOLK[1])
   body = bytearray(victim.read_bytes())
   body[-5] ^= 1
   victim.write_bytes(bytes(body))
-  assert _base.fingerprint_change(old, moved) == "files added 0, removed 0, changed 1"
-  rest = [m for m in moved if m != str(victim)]
-  assert _base.fingerprint_change(old, rest) == "files added 0, removed 1, changed 0"
+  assert _base.fingerprint_change(old, listed(b), str(b))[0] == \
+      "files added 0, removed 0, changed 1"
+  (b / "y" / os.path.basename(FOLK[2])).unlink()
+  assert _base.fingerprint_change(old, listed(b), str(b))[0] == \
+      "files added 0, removed 1, changed 1"
+
+
+def test_a_reinstalled_corpus_is_read_once_then_recorded(tmp_path, monkeypatch):
+  """Once its files are found unchanged under new mtimes, the fingerprint records them, so the
+  next start reads no file (each data load checks staleness)."""
+  folder = tmp_path / "m"
+  folder.mkdir()
+  for p in FOLK[:2]:
+    shutil.copy(p, folder)
+  builder, _, _ = datasets.prepare("midi_dir", data_dir=str(tmp_path / "d"),
+                                   midi_dir=str(folder))
+  for p in folder.iterdir():
+    os.utime(p, ns=(5, 5))
+  from mvae_jax.datasets import _base  # noqa: PLC0415
+  read = []
+  monkeypatch.setattr(_base, "_digest", lambda path, real=_base._digest: read.append(path)
+                      or real(path))
+  assert builder.stale() == "" and len(read) == 2
+  assert builder.stale() == "" and len(read) == 2
 
 
 def test_an_unlistable_folder_is_a_rejection_not_a_silent_skip(tmp_path):

@@ -12,6 +12,10 @@ from mvae_jax.nn import lstm
 from mvae_jax.train import flops
 
 
+CPU_HLO = pytest.mark.skipif(jax.default_backend() != "cpu",
+                             reason="asserts what XLA's CPU backend compiles")
+
+
 def _reference(w, x_proj, state, mask):
   """The recurrence written step by step with `lstm.cell`, differentiated by JAX (time-major)."""
 
@@ -170,6 +174,7 @@ def test_narrow_inputs_projected_inside_the_step(dtypes, ragged):
 
 
 @pytest.mark.parametrize("width", [24, 32])  # projected inside the step, and before the scan
+@CPU_HLO
 def test_bfloat16_backward_compiles_to_bfloat16_matmuls_written_in_place(width):
   """Under `matmul_dtypes("bfloat16", "bfloat16")` (train.compute_dtype) every matmul of a
   layer's forward and backward pass, weight gradients included, reaches XLA with bfloat16
@@ -199,6 +204,7 @@ def test_bfloat16_backward_compiles_to_bfloat16_matmuls_written_in_place(width):
 
 
 @pytest.mark.parametrize("width", [5, 40])
+@CPU_HLO
 def test_float32_backward_writes_the_gates_cotangents_over_their_activations(width):
   """In float32 the backward loop writes each dg_t over the gate activations a_t it was
   computed from: one `[T, B, 4H]` buffer is filled (the forward's), none is copied (a second
@@ -214,8 +220,7 @@ def test_float32_backward_writes_the_gates_cotangents_over_their_activations(wid
     return jnp.sum(jnp.sin(lstm.run_layer(w, x, lstm.zero_state(b, h), mask)[0]))
 
   hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(w, x).compile().as_text()
-  made = re.findall(rf"= f32\[{t},{b},{4 * h}\]\S* (\w[\w-]*)\(", hlo)  # at the top level
-  assert "dynamic-update-slice" in made or "fusion" in made, made  # the dg_t were written
+  made = re.findall(rf"= f32\[{t},{b},{4 * h}\]\S* (\w[\w-]*)\(", hlo)  # in any computation
   assert "copy" not in made, made
 
 
@@ -237,11 +242,12 @@ def test_bfloat16_keeps_the_cotangent_of_projected_inputs_float32():
   np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)
 
 
-def test_add_every_step_sums_the_cotangent_over_steps_as_a_matmul():
+@CPU_HLO
+def test_add_every_step_sums_the_cotangent_over_steps_without_reducing_the_leading_axis():
   """`add_every_step` (a teacher-forced decoder's conditioning, added at every step) has the
-  gradient of `xs + c[None]`, and its c-cotangent compiles to a dot, not a reduction of the
-  leading axis alone (XLA's CPU backend ran that at about 1 GB/s: 138 ms of a teacher-forced
-  cat-mel_2bar_small step at batch 512)."""
+  gradient of `xs + c[None]`, and its c-cotangent compiles to no reduction of the leading axis
+  alone (XLA's CPU backend ran that at about 1 GB/s: 138 ms of a teacher-forced
+  cat-mel_2bar_small step at batch 512) and to no dot (FLOPs counters would count it)."""
   k = jax.random.split(jax.random.key(8), 3)
   xs, c = jax.random.normal(k[0], (7, 5, 12)), jax.random.normal(k[1], (5, 12))
   u = jax.random.normal(k[2], (7, 5, 12))
@@ -252,6 +258,8 @@ def test_add_every_step_sums_the_cotangent_over_steps_as_a_matmul():
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
   grad_c = lambda add: jax.jit(jax.grad(functools.partial(loss, add), argnums=1))  # noqa: E731
-  assert "dimensions={0}" in grad_c(plain).lower(xs, c).compile().as_text()  # the judge
+  reduces_t = r"= f32\[5,12\]\S* reduce\(.*dimensions=\{0\}"  # [7, 5, 12] summed over axis 0
+  assert re.search(reduces_t, grad_c(plain).lower(xs, c).compile().as_text())  # the judge
   hlo = grad_c(lstm.add_every_step).lower(xs, c).compile().as_text()
-  assert not re.search(r"reduce\(.*dimensions=\{0\}", hlo) and "dot(" in hlo
+  assert not re.search(reduces_t, hlo) and " dot(" not in hlo
+  assert flops.jaxpr_flops(grad_c(lstm.add_every_step), xs, c) == 0
