@@ -332,26 +332,40 @@ def _forward(w_h, xs, c0, h0, ms, rd, w_x=None, b=None, di=None):
 
   Returns hs, cs `[T, B, H]` (the state after each step; a masked step repeats the previous
   one), the gate activations `[T, B, 4H]`, the final c, h, and h_{t-1}ᵀ `[T, H, B]` in `di`
-  where W_h's gradient wants a row-major operand (`_row_major_wanted`; else None).
+  where W_h's gradient wants a row-major operand (`_row_major_wanted`; else None). Float32
+  projected xs are consumed: the activations are written over them (XLA copies xs first where
+  the caller still uses them).
   """
 
   w_h_t = _cast(w_h.T, rd)  # once, outside the scan
   w_x_di = None if w_x is None else _cast(w_x, di)
   emit_t = _row_major_wanted(di)
 
-  def step(carry, inp):
-    x, m = inp if ms is not None else (inp, None)
-    xp = x if w_x is None else _affine(di, x, w_x_di, b, w_x.dtype)  # as `project`
-    acts = _activations(xp + _matmul_nt(carry.h, w_h_t))
-    new = _update(acts, carry.c)
-    if m is not None:
-      new = State(jnp.where(m[:, None], new.c, carry.c), jnp.where(m[:, None], new.h, carry.h))
-    out = (new.h, new.c, acts)
-    return new, out + ((_stackable(_cast(carry.h, di).T),) if emit_t else ())
+  # float32 projected inputs are overwritten by the gate activations, step by step (no
+  # second `[T, B, 4H]` array, nor its initialisation); x_{t+1} is read after acts_t's write
+  in_place = w_x is None and xs.dtype == jnp.float32
+  last = xs.shape[0] - 1
 
-  final, outs = jax.lax.scan(step, State(c0, h0), xs if ms is None else (xs, ms))
-  hs, cs, acts = outs[:3]
-  return hs, cs, acts, final, (_unstack(outs[3]) if emit_t else None)
+  def step(carry, inp):
+    t, x, m = inp
+    state, buf, x = carry if in_place else (carry, None, x)
+    xp = x if w_x is None else _affine(di, x, w_x_di, b, w_x.dtype)  # as `project`
+    acts = _activations(xp + _matmul_nt(state.h, w_h_t))
+    new = _update(acts, state.c)
+    if m is not None:
+      new = State(jnp.where(m[:, None], new.c, state.c), jnp.where(m[:, None], new.h, state.h))
+    out = (new.h, new.c) + ((_stackable(_cast(state.h, di).T),) if emit_t else ())
+    if not in_place:
+      return new, out + (acts,)
+    buf = jax.lax.dynamic_update_index_in_dim(buf, acts, t, 0)
+    return (new, buf, jax.lax.dynamic_index_in_dim(buf, jnp.minimum(t + 1, last), 0, False)), out
+
+  init = (State(c0, h0), xs, xs[0]) if in_place else State(c0, h0)
+  seq = (jnp.arange(xs.shape[0]), None if in_place else xs, ms)
+  final, outs = jax.lax.scan(step, init, seq)
+  (final, acts, _), outs = (final, outs) if in_place else ((final, outs[-1], None), outs[:-1])
+  hs, cs = outs[:2]
+  return hs, cs, acts, final, (_unstack(outs[2]) if emit_t else None)
 
 
 def _row_major_wanted(dtype) -> bool:
