@@ -172,9 +172,7 @@ def _sealed(root: str, entries: list) -> dict:
 def fingerprint(files: Iterable[str], root: str | None = None) -> dict:
   """The inputs' fingerprint: every file's path relative to `root` (default: their common
   folder), size, mtime in ns and content sha256, sorted; the root and a sha256 of it all."""
-  files = sorted(set(files))
-  root = _root(files) if root is None else root
-  return _sealed(root, [[os.path.relpath(f, root), *_stat(f), _digest(f)] for f in files])
+  return fingerprint_change({}, files, root)[1]  # every file new: each one read
 
 
 def fingerprint_change(old: dict, files: Iterable[str],
