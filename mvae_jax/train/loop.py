@@ -10,11 +10,15 @@ SIGTERM (how pods preempt) saves a checkpoint and exits cleanly.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import functools
 import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -35,6 +39,7 @@ RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_
                   "data.data_dir", "data.midi_dir", "train.recurrent_dtype",
                   "train.compute_dtype")
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"  # in the workdir: who trains in it (flock'd while a training runs)
 
 
 class TrainError(RuntimeError):
@@ -72,6 +77,38 @@ def check_workdir(cfg, workdir: str) -> None:
   if diff:
     raise TrainError(f"--workdir {workdir} holds a run of another config ({_shown(diff)}); "
                      "resume with the same config or use a new --workdir")
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+  """Holds `workdir` for one training: a second one started on it stops with a TrainError
+  naming the holder, before it writes anything (two runs' Orbax saves would collide).
+
+  An exclusive `flock` on workdir/.lock, taken by process 0 (the processes of a multi-host run
+  share the workdir); the kernel releases it when the process ends, SIGKILL included, so a
+  killed run's workdir resumes. A filesystem without locks (some network mounts) trains
+  unguarded."""
+  if jax.process_index() != 0:
+    yield
+    return
+  with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise TrainError(f"--workdir {workdir} is in use by another training ({holder}); wait for "
+                       "it to end, stop it (SIGTERM saves a checkpoint), or use another "
+                       "--workdir") from None
+    except OSError:  # no locks on this filesystem
+      pass
+    else:
+      since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+      f.seek(0)
+      f.truncate()
+      f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n")
+      f.flush()
+    yield
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -194,6 +231,11 @@ def train(cfg, workdir: str, *, progress: bool = True, stop_after: int | None = 
   stop_after: stop (with a checkpoint) after this many steps of this invocation (tests).
   """
   check_workdir(cfg, workdir)
+  with workdir_lock(workdir):
+    return _train(cfg, workdir, progress, stop_after)
+
+
+def _train(cfg, workdir: str, progress: bool, stop_after: int | None) -> dict:
   run = Run(cfg)
   train_windows = run.windows("train")
   data_lib.check_can_fill(train_windows, run.local_batch, jax.process_count(),

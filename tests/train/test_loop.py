@@ -100,6 +100,21 @@ def test_killed_run_resumes_to_identical_parameters(fixture_dataset, data_dir, t
   assert os.path.exists(work / "config.json") and os.listdir(work / "tensorboard")
 
 
+def test_a_second_training_on_a_busy_workdir_stops_in_one_line(fixture_dataset, data_dir,
+                                                               tmp_path):
+  """Two trainings on one workdir would collide in their Orbax saves: the second stops before
+  writing anything. (The lock dies with its process: the SIGKILL test above resumes.)"""
+  work = tmp_path / "busy"
+  work.mkdir()
+  with loop.workdir_lock(str(work)):  # what a running `mvae train` holds
+    r = subprocess.run(_train_cmd(work, data_dir), capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  lines = [line for line in r.stderr.splitlines() if line.startswith("mvae")]
+  assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+  assert "is in use by another training" in lines[0] and f"pid {os.getpid()} on" in lines[0]
+  assert os.listdir(work) == [loop.LOCK_FILE]  # no config.json, checkpoints or metrics
+
+
 def test_user_errors_are_one_line(tmp_path, data_dir):
   def run(*args):
     r = subprocess.run([sys.executable, "-m", "mvae_jax", *args], capture_output=True,
