@@ -86,9 +86,9 @@ def workdir_lock(workdir: str):
 
   An exclusive `flock` on workdir/.lock, taken by process 0 (the processes of a multi-host run
   share the workdir); the kernel releases it when the process ends, SIGKILL included, so a
-  killed run's workdir resumes. A filesystem without locks (some network mounts) trains
-  unguarded."""
-  if jax.process_index() != 0:
+  killed run's workdir resumes. An object store (gs://...) or a filesystem without locks
+  (some network mounts) trains unguarded."""
+  if jax.process_index() != 0 or "://" in workdir:
     yield
     return
   with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
