@@ -161,6 +161,35 @@ def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir, settin
   assert "bf16" in program and "bf16" not in run.train_step.lower(state, batch, run.rng).as_text()
 
 
+def test_a_skipped_update_leaves_parameters_and_adam_state_as_they_were(fixture_dataset,
+                                                                         data_dir):
+  """A gradient norm at or above optim.grad_norm_clip_to_zero (or a non-finite one) skips the
+  update entirely: parameters and Adam's moments and count stay bit for bit; a good step moves
+  them all."""
+  def run_of(extra):
+    cfg = config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir) + extra)
+    return loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
+
+  run = run_of([])
+  batch = sharding.global_batch(next(run.train_iterator(run.windows("train"))), run.mesh)
+  state = run.init_state()
+  before = jax.device_get(state)  # the step donates its input state
+  state, m = run.train_step(state, batch, run.rng)
+  after_good = jax.device_get(state)
+  assert float(m["update_ok"]) == 1.0 and int(after_good.opt_state[1].count) == 1
+  for a, b in zip(jax.tree.leaves((before.params, before.opt_state)),
+                  jax.tree.leaves((after_good.params, after_good.opt_state))):
+    assert a.size == 1 or not np.array_equal(a, b)  # every array but the clip's moved
+  state, m = run_of(["--config.optim.grad_norm_clip_to_zero=1e-6"]).train_step(
+      state, batch, run.rng)
+  after_skip = jax.device_get(state)
+  assert float(m["update_ok"]) == 0.0 and int(after_skip.skipped) == 1
+  assert int(after_skip.step) == 2 and int(after_skip.streak) == 1
+  for a, b in zip(jax.tree.leaves((after_good.params, after_good.opt_state)),
+                  jax.tree.leaves((after_skip.params, after_skip.opt_state))):
+    np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("setting", ["compute_dtype", "recurrent_dtype"])
 def test_a_wrong_dtype_is_one_line_naming_the_flag(tmp_path, capsys, setting):
   assert cli.main(["train", "--config", "cat-mel_2bar_small_tiny", "--workdir",
