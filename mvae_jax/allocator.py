@@ -19,7 +19,14 @@ pages glibc runs about as fast at glibc's memory
 per step, against 1,314 and 1,374 without them and 1,094 and 1,130 on TCMalloc; peak RSS in
 `bench/step_throughput.py` 1,931-1,951 MiB, against 1,868-3,031 on TCMalloc). Small models
 gain nothing from it and were sometimes slower (the demo's, fastest blocks: 42 and 43 ms per
-step on TCMalloc against 54 and 43), so TCMalloc stays the default.
+step on TCMalloc against 54 and 43).
+
+So `mvae train` picks by its config's step (`default_for`): glibc with huge pages where the
+step's largest arrays reach `SYSTEM_FROM_BYTES` (cat-mel_2bar_small at its batch of 512, 128
+MiB; on a 2-core Xeon, 2026-12-03: 314-370 examples/s at 1,652-1,694 MiB over four runs,
+against 243-379 at 1,673-2,448 on TCMalloc), TCMalloc below it (at batch 64, 16 MiB: 294-295
+against 231-239 examples/s). `MVAE_MALLOC=tcmalloc` or `=system` decides instead; everything
+else (bench/ scripts, sampling, the demo) runs on TCMalloc unless told.
 """
 
 from __future__ import annotations
@@ -33,6 +40,25 @@ CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
               "/usr/lib/libtcmalloc_minimal.so.4")
 ENV = "MVAE_MALLOC"
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
+# a training step's largest arrays from which `mvae train` runs on glibc with huge pages: between
+# the measured 16 MiB (TCMalloc faster) and 128 MiB (glibc as fast, 0.7x the memory)
+SYSTEM_FROM_BYTES = 64 << 20
+
+
+def step_array_bytes(cfg, processes: int = 1) -> int:
+  """About the largest float32 arrays of a training step of `cfg` on one process: one layer's
+  gates over the whole window, batch x window steps x 4 x the widest LSTM (JAX-free, so the
+  CLI can ask before it re-executes)."""
+  from mvae_jax.music import converters  # noqa: PLC0415 (no JAX)
+  steps = converters.get_converter(cfg.data.converter).window_steps
+  width = max([*cfg.model.enc_rnn_size, *cfg.model.dec_rnn_size])
+  return cfg.train.batch_size // max(processes, 1) * steps * 4 * width * 4
+
+
+def default_for(step_bytes: int) -> str:
+  """"system" (glibc with huge pages) for a step whose arrays reach SYSTEM_FROM_BYTES, else
+  "tcmalloc"."""
+  return "system" if step_bytes >= SYSTEM_FROM_BYTES else "tcmalloc"
 
 
 def library() -> str | None:
@@ -45,13 +71,13 @@ def active(environ=os.environ) -> bool:
   return "tcmalloc" in environ.get("LD_PRELOAD", "")
 
 
-def reexec_with_tcmalloc(args: list[str]) -> None:
+def reexec_with_tcmalloc(args: list[str], default: str | None = None) -> None:
   """Replaces this process by `python args...` (the CLI passes `-m mvae_jax ...`, a bench
   script its own path and arguments) in `reexec_env`'s environment: TCMalloc preloaded, or with
-  `MVAE_MALLOC=system` glibc with huge pages. Returns without doing anything where the
-  environment is already so (or nothing applies: no TCMalloc), where JAX is already imported,
-  and off Linux."""
-  env = reexec_env(os.environ)
+  `MVAE_MALLOC=system` (or `default` "system" where MVAE_MALLOC is unset) glibc with huge
+  pages. Returns without doing anything where the environment is already so (or nothing
+  applies: no TCMalloc), where JAX is already imported, and off Linux."""
+  env = reexec_env(os.environ, default)
   if env is None or "jax" in sys.modules or sys.platform != "linux":
     return
   sys.stdout.flush()
@@ -59,8 +85,13 @@ def reexec_with_tcmalloc(args: list[str]) -> None:
   os.execve(sys.executable, [sys.executable, *args], env)
 
 
-def reexec_env(environ) -> dict | None:
-  """The environment to re-execute in, or None where `environ` already is it."""
+def reexec_env(environ, default: str | None = None) -> dict | None:
+  """The environment to re-execute in, or None where `environ` already is it. `default`:
+  "system" or "tcmalloc" where environ has no MVAE_MALLOC (None: TCMalloc), set in the new
+  environment's MVAE_MALLOC."""
+  if ENV not in environ and default is not None:
+    environ = dict(environ, **{ENV: default})
+    return reexec_env(environ) or environ
   if environ.get(ENV) == "system":
     tunables = environ.get("GLIBC_TUNABLES", "")
     env = dict(environ)

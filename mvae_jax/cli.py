@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -370,9 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _allocator_for(argv: list[str]) -> str | None:
+  """The allocator `mvae train`'s step wants (`allocator.default_for` its config at its batch);
+  None for other commands and where the config cannot be read (the run then says why)."""
+  if not argv or argv[0] != "train":
+    return None
+  try:
+    with contextlib.redirect_stderr(io.StringIO()):
+      args, extra = build_parser().parse_known_args(argv)
+      cfg = _load_config(_config_spec(args), extra)
+    return allocator.default_for(allocator.step_array_bytes(cfg, args.num_processes or 1))
+  except (Exception, SystemExit):  # noqa: BLE001
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
   if argv is None:
-    allocator.reexec_with_tcmalloc(["-m", "mvae_jax", *sys.argv[1:]])
+    allocator.reexec_with_tcmalloc(["-m", "mvae_jax", *sys.argv[1:]],
+                                   _allocator_for(sys.argv[1:]))
   argv = sys.argv[1:] if argv is None else argv
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)

@@ -44,3 +44,30 @@ def test_system_malloc_leaves_an_inherited_tcmalloc():
 @pytest.mark.skipif(allocator.library() is None, reason="no TCMalloc on this machine")
 def test_default_is_tcmalloc():
   assert _run().endswith("| tcmalloc")
+
+
+def _run_default(default, **env):
+  show = (f"from mvae_jax import allocator; allocator.reexec_with_tcmalloc(['-c', {CODE!r}], "
+          f"{default!r}); {CODE}")
+  base = {k: v for k, v in os.environ.items()
+          if k not in ("GLIBC_TUNABLES", "LD_PRELOAD", allocator.ENV)}
+  return subprocess.run([sys.executable, "-c", show], env={**base, **env}, capture_output=True,
+                        text=True, check=True, timeout=60).stdout.strip()
+
+
+def test_train_picks_the_allocator_by_its_step_unless_told():
+  """`mvae train` of a large step (cat-mel_2bar_small at its batch of 512: 128 MiB arrays) runs
+  on glibc with huge pages, a small one on TCMalloc; MVAE_MALLOC decides where set."""
+  from mvae_jax import cli
+  train = ["train", "--config", "cat-mel_2bar_small", "--workdir", "/nonexistent/run"]
+  assert cli._allocator_for(train) == "system"
+  assert cli._allocator_for([*train, "--config.train.batch_size=64"]) == "tcmalloc"
+  assert cli._allocator_for(["train", "--config", "demo-mel_2bar", "--workdir", "w"]) == "tcmalloc"
+  assert cli._allocator_for([*train, "--config.train.batch_sise=64"]) is None  # run says why
+  assert cli._allocator_for(["sample", "--workdir", "w"]) is None
+  if sys.platform == "linux":
+    assert _run_default("system") == "glibc.malloc.hugetlb=1 | system malloc, huge pages"
+  if allocator.library() is not None:
+    assert _run_default("tcmalloc").endswith("| tcmalloc")
+    assert _run_default("system", MVAE_MALLOC="tcmalloc").endswith("| tcmalloc")
+    assert _run_default("tcmalloc", MVAE_MALLOC="system").endswith("| system malloc, huge pages")
