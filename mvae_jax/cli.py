@@ -375,10 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _allocator_for(argv: list[str]) -> str | None:
   """The allocator `mvae train`'s step wants (`allocator.default_for` its config at its batch);
   None for other commands and where the config cannot be read (the run then says why)."""
-  if not argv or argv[0] != "train":
+  if not argv or argv[0] != "train" or {"-h", "--help"} & set(argv):
     return None
   try:
-    with contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
       args, extra = build_parser().parse_known_args(argv)
       cfg = _load_config(_config_spec(args), extra)
     return allocator.default_for(allocator.step_array_bytes(cfg, args.num_processes or 1))
@@ -388,8 +388,12 @@ def _allocator_for(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
   if argv is None:
-    allocator.reexec_with_tcmalloc(["-m", "mvae_jax", *sys.argv[1:]],
-                                   _allocator_for(sys.argv[1:]))
+    bad = allocator.check_setting()
+    if bad:
+      print(f"mvae: error: {bad}", file=sys.stderr)
+      return 2
+    default = None if allocator.ENV in os.environ else _allocator_for(sys.argv[1:])
+    allocator.reexec_with_tcmalloc(["-m", "mvae_jax", *sys.argv[1:]], default)
   argv = sys.argv[1:] if argv is None else argv
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)

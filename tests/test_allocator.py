@@ -60,7 +60,9 @@ def test_train_picks_the_allocator_by_its_step_unless_told():
   on glibc with huge pages, a small one on TCMalloc; MVAE_MALLOC decides where set."""
   from mvae_jax import cli
   train = ["train", "--config", "cat-mel_2bar_small", "--workdir", "/nonexistent/run"]
-  assert cli._allocator_for(train) == "system"
+  assert cli._allocator_for(train) == ("system" if allocator.huge_pages_available()
+                                       else "tcmalloc")
+  assert cli._allocator_for([*train, "--help"]) is None
   assert cli._allocator_for([*train, "--config.train.batch_size=64"]) == "tcmalloc"
   assert cli._allocator_for(["train", "--config", "demo-mel_2bar", "--workdir", "w"]) == "tcmalloc"
   assert cli._allocator_for([*train, "--config.train.batch_sise=64"]) is None  # run says why
@@ -71,3 +73,45 @@ def test_train_picks_the_allocator_by_its_step_unless_told():
     assert _run_default("tcmalloc").endswith("| tcmalloc")
     assert _run_default("system", MVAE_MALLOC="tcmalloc").endswith("| tcmalloc")
     assert _run_default("tcmalloc", MVAE_MALLOC="system").endswith("| system malloc, huge pages")
+
+
+def test_without_huge_pages_a_large_step_stays_on_tcmalloc(monkeypatch):
+  """glibc without huge pages (older than 2.35, THP off, not glibc) is the slowest choice."""
+  monkeypatch.setattr(allocator, "huge_pages_available", lambda: False)
+  assert allocator.default_for(128 << 20) == "tcmalloc"
+  monkeypatch.setattr(allocator, "huge_pages_available", lambda: True)
+  assert allocator.default_for(128 << 20) == "system"
+  assert allocator.default_for(16 << 20) == "tcmalloc"
+
+
+@pytest.mark.parametrize("default", [None, "system", "tcmalloc"])
+@pytest.mark.parametrize("setting", [None, "system", "tcmalloc"])
+@pytest.mark.parametrize("preload", [None, "/usr/lib/libtcmalloc_minimal.so.4", "/x/libother.so"])
+@pytest.mark.parametrize("tunables", [None, "glibc.malloc.hugetlb=1", "glibc.malloc.arena_max=2"])
+def test_the_new_environment_is_final(monkeypatch, default, setting, preload, tunables):
+  """One re-execution at most: the environment it makes asks for none."""
+  monkeypatch.setattr(allocator, "library", lambda: "/usr/lib/libtcmalloc_minimal.so.4")
+  env = {k: v for k, v in {allocator.ENV: setting, "LD_PRELOAD": preload,
+                           "GLIBC_TUNABLES": tunables}.items() if v is not None}
+  new = allocator.reexec_env(env, default)
+  assert new is None or allocator.reexec_env(new, default) is None
+  if setting is not None:  # the user's choice wins over the default
+    assert allocator.reexec_env(env, default) == allocator.reexec_env(env)
+
+
+def test_mvae_train_reads_its_config_before_jax_loads():
+  """The allocator is chosen before the re-execution, which cannot load one into a process
+  that has imported JAX."""
+  code = ("import sys; from mvae_jax import cli; "
+          "cli._allocator_for(['train', '--config', 'hierdec-mel_16bar', '--workdir', 'w']); "
+          "print('jax' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       timeout=120).stdout.strip()
+  assert out == "False"
+
+
+def test_a_meaningless_mvae_malloc_is_one_line():
+  r = subprocess.run([sys.executable, "-m", "mvae_jax", "sample", "--help"], capture_output=True,
+                     text=True, timeout=120, env={**os.environ, allocator.ENV: "glibc"})
+  assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+  assert "MVAE_MALLOC='glibc': use MVAE_MALLOC=tcmalloc or MVAE_MALLOC=system" in r.stderr

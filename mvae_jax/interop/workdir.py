@@ -25,7 +25,9 @@ class WorkdirError(ValueError):
 
 def check_empty_destination(path: str, what: str = "--workdir") -> None:
   """A destination must not exist, or be an empty folder; its parent must be writable."""
-  if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+  # what a failed `mvae train` leaves behind (its lock file) does not count
+  left = os.path.isdir(path) and set(os.listdir(path)) - {".lock"}
+  if os.path.exists(path) and (not os.path.isdir(path) or left):
     raise WorkdirError(f"{what} {path}: exists and is not empty; choose a new folder (nothing "
                        "is overwritten)")
   parent = os.path.dirname(os.path.abspath(path))

@@ -20,13 +20,16 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 from flax.linen import meta
+from jax.experimental import multihost_utils
 
 from mvae_jax import checkpoints
 from mvae_jax import data as data_lib
@@ -63,9 +66,8 @@ def check_workdir(cfg, workdir: str) -> None:
   """Workdir writable; a saved config must agree with this one except for RESUMABLE_KEYS."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
+    fd, probe = tempfile.mkstemp(prefix=".write_test", dir=workdir)  # a run of its own
+    os.close(fd)
     os.remove(probe)
   except OSError as e:
     raise TrainError(f"--workdir {workdir}: not writable ({e.strerror}); choose another folder")
@@ -85,29 +87,36 @@ def workdir_lock(workdir: str):
   naming the holder, before it writes anything (two runs' Orbax saves would collide).
 
   An exclusive `flock` on workdir/.lock, taken by process 0 (the processes of a multi-host run
-  share the workdir); the kernel releases it when the process ends, SIGKILL included, so a
+  share the workdir), which tells the others whether it got it; the kernel releases it when the process ends, SIGKILL included, so a
   killed run's workdir resumes. An object store (gs://...) or a filesystem without locks
   (some network mounts) trains unguarded."""
-  if jax.process_index() != 0 or "://" in workdir:
+  if "://" in workdir:
     yield
     return
-  with open(os.path.join(workdir, LOCK_FILE), "a+") as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      holder = f.read().strip() or "another process"
+  with contextlib.ExitStack() as held:
+    holder = None
+    if jax.process_index() == 0:
+      f = held.enter_context(open(os.path.join(workdir, LOCK_FILE), "a+"))
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+      except OSError:  # no locks on this filesystem
+        pass
+      else:
+        since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n")
+        f.flush()
+    if jax.process_count() > 1:  # every process of the run stops, not process 0 alone
+      busy = multihost_utils.broadcast_one_to_all(np.int32(holder is not None))
+      holder = holder or ("found by process 0" if int(busy) else None)
+    if holder is not None:
       raise TrainError(f"--workdir {workdir} is in use by another training ({holder}); wait for "
                        "it to end, stop it (SIGTERM saves a checkpoint), or use another "
-                       "--workdir") from None
-    except OSError:  # no locks on this filesystem
-      pass
-    else:
-      since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-      f.seek(0)
-      f.truncate()
-      f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n")
-      f.flush()
+                       "--workdir")
     yield
 
 

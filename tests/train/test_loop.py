@@ -113,6 +113,8 @@ def test_a_second_training_on_a_busy_workdir_stops_in_one_line(fixture_dataset, 
   assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
   assert "is in use by another training" in lines[0] and f"pid {os.getpid()} on" in lines[0]
   assert os.listdir(work) == [loop.LOCK_FILE]  # no config.json, checkpoints or metrics
+  from mvae_jax.interop import workdir  # `mvae import` may still fill it
+  workdir.check_empty_destination(str(work))
 
 
 def test_user_errors_are_one_line(tmp_path, data_dir):
@@ -163,9 +165,9 @@ def test_bfloat16_compute_keeps_float32_params(fixture_dataset, data_dir, settin
 
 def test_a_skipped_update_leaves_parameters_and_adam_state_as_they_were(fixture_dataset,
                                                                          data_dir):
-  """A gradient norm at or above optim.grad_norm_clip_to_zero (or a non-finite one) skips the
-  update entirely: parameters and Adam's moments and count stay bit for bit; a good step moves
-  them all."""
+  """A gradient norm at or above optim.grad_norm_clip_to_zero skips the update entirely (a
+  non-finite loss or norm takes the same path): parameters and Adam's moments and count stay
+  bit for bit; a good step moves them all."""
   def run_of(extra):
     cfg = config.load("cat-mel_2bar_small_tiny", tiny_overrides(data_dir) + extra)
     return loop.Run(cfg, sharding.make_mesh(1, jax.devices()[:1]))
