@@ -1,7 +1,7 @@
 """Pick the process's memory allocator before JAX loads: TCMalloc when the machine has it, or
-glibc with huge pages for `mvae train`'s large steps (below). XLA's CPU backend allocates and frees large
-temporaries every step, and glibc's malloc returns each one over 32 MiB to the kernel and
-page-faults it in again on the next step. With TCMalloc the memory is reused.
+glibc with huge pages for `mvae train`'s large steps (below). XLA's CPU backend allocates and
+frees large temporaries every step, and glibc's malloc returns each one over 32 MiB to the
+kernel and page-faults it in again on the next step. With TCMalloc the memory is reused.
 
 Measured on the earlier rounds' 2-core Intel machine: a [16384, 2048] gather 114 -> 27 ms,
 cat-mel_2bar_small's train step at batch 512 14.0 -> 9.3 s (machine shared, one run each).

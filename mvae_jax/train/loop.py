@@ -66,7 +66,8 @@ def check_workdir(cfg, workdir: str) -> None:
   """Workdir writable; a saved config must agree with this one except for RESUMABLE_KEYS."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    fd, probe = tempfile.mkstemp(prefix=".write_test", dir=workdir)  # a run of its own
+    # a unique name: runs started together do not remove each other's probe
+    fd, probe = tempfile.mkstemp(prefix=".write_test", dir=workdir)
     os.close(fd)
     os.remove(probe)
   except OSError as e:
@@ -87,9 +88,9 @@ def workdir_lock(workdir: str):
   naming the holder, before it writes anything (two runs' Orbax saves would collide).
 
   An exclusive `flock` on workdir/.lock, taken by process 0 (the processes of a multi-host run
-  share the workdir), which tells the others whether it got it; the kernel releases it when the process ends, SIGKILL included, so a
-  killed run's workdir resumes. An object store (gs://...) or a filesystem without locks
-  (some network mounts) trains unguarded."""
+  share the workdir), which tells the others whether it got it; the kernel releases it when
+  the process ends, SIGKILL included, so a killed run's workdir resumes. An object store
+  (gs://...) or a filesystem without locks (some network mounts) trains unguarded."""
   if "://" in workdir:
     yield
     return
