@@ -23,6 +23,7 @@ from mvae_jax import config as config_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = ".lock"  # who trains in the workdir, flock'd while it runs (train/loop.py)
 
 
 class CheckpointError(ValueError):

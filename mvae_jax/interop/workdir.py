@@ -18,6 +18,8 @@ import tempfile
 
 import numpy as np
 
+from mvae_jax import checkpoints
+
 
 class WorkdirError(ValueError):
   """A destination that cannot be written; str() is one line."""
@@ -26,7 +28,7 @@ class WorkdirError(ValueError):
 def check_empty_destination(path: str, what: str = "--workdir") -> None:
   """A destination must not exist, or be an empty folder; its parent must be writable."""
   # what a failed `mvae train` leaves behind (its lock file) does not count
-  left = os.path.isdir(path) and set(os.listdir(path)) - {".lock"}
+  left = os.path.isdir(path) and set(os.listdir(path)) - {checkpoints.LOCK_FILE}
   if os.path.exists(path) and (not os.path.isdir(path) or left):
     raise WorkdirError(f"{what} {path}: exists and is not empty; choose a new folder (nothing "
                        "is overwritten)")

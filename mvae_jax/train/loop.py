@@ -42,7 +42,7 @@ RESUMABLE_KEYS = ("train.num_steps", "train.log_every_steps", "train.eval_every_
                   "data.data_dir", "data.midi_dir", "train.recurrent_dtype",
                   "train.compute_dtype")
 METRICS_FILE = "metrics.jsonl"
-LOCK_FILE = ".lock"  # in the workdir: who trains in it (flock'd while a training runs)
+LOCK_FILE = checkpoints.LOCK_FILE
 
 
 class TrainError(RuntimeError):
